@@ -1,0 +1,1 @@
+"""Frontends: turn a trained model (file or in-memory object) into an emcgen IR graph."""
