@@ -30,7 +30,8 @@ def _bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
         want = graph.tensors[name].shape[1:]
         got = np.asarray(values[name])
         if got.shape[1:] != tuple(want):
-            raise EmcError(f"input {name!r} has shape {got.shape}; the model expects (N, {', '.join(map(str, want))})")
+            expect = ", ".join(map(str, want))
+            raise EmcError(f"input {name!r} has shape {got.shape}; the model expects (N, {expect})")
         values[name] = got.astype(np.float32, copy=False)
     return values
 

@@ -15,7 +15,8 @@ def infer_shapes(graph, op):
 
 
 def reference(op, inputs):
-    y = inputs[0].astype(np.float32).mean(axis=tuple(op.attrs["axes"]), keepdims=bool(op.attrs.get("keepdims")))
+    keepdims = bool(op.attrs.get("keepdims"))
+    y = inputs[0].astype(np.float32).mean(axis=tuple(op.attrs["axes"]), keepdims=keepdims)
     return [y.astype(np.float32)]
 
 

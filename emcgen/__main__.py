@@ -1,0 +1,6 @@
+"""`python -m emcgen` is the `emcgen` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
