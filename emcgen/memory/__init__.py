@@ -1,0 +1,1 @@
+"""Static memory planners (arena, main memory, KPU RAM)."""
