@@ -28,6 +28,6 @@ def convert(model, target: str, out, **kwargs):
 def save_kmodel(network, filepath, dataset_dir, dataset_func="img_0_1", quant_func="minmax",
                 quant_bit=8, version=3, sm_flag=False):
     """The seed's API (Maix-EMC): convert `network` to a kmodel v3 file calibrated on `dataset_dir`."""
-    from .targets.kmodel import save_kmodel as _save
+    from .targets.k210.kmodel_target import save_kmodel as _save
     return _save(network, filepath, dataset_dir, dataset_func=dataset_func, quant_func=quant_func,
                  quant_bit=quant_bit, version=version, sm_flag=sm_flag)

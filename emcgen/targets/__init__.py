@@ -19,8 +19,8 @@ from ..ir import Graph
 
 # name -> (module, class)
 REGISTRY: dict[str, tuple[str, str]] = {
-    "kmodel": ("emcgen.targets.kmodel", "KModelTarget"),
-    "k210": ("emcgen.targets.k210", "K210ProjectTarget"),
+    "kmodel": ("emcgen.targets.k210.kmodel_target", "KModelTarget"),
+    "k210": ("emcgen.targets.k210.project", "K210ProjectTarget"),
     "stm32": ("emcgen.targets.stm32.target", "Stm32Target"),
 }
 
@@ -71,6 +71,8 @@ def get(name: str) -> Target:
         if exc.name and exc.name.startswith("emcgen"):
             raise EmcError(f"target {name!r} is not built yet in this version of emcgen") from None
         raise
+    if not hasattr(mod, cls):
+        raise EmcError(f"target {name!r} is not built yet in this version of emcgen")
     return getattr(mod, cls)()
 
 
