@@ -107,6 +107,8 @@ def _functional(keras):
                                for i, w in enumerate(layer.get_weights())])
         elif layer.weights:
             layer.set_weights([rng.normal(0, 0.2, w.shape) for w in layer.get_weights()])
+    bn = model.get_layer("bn")                 # a large gain, so that the ReLU(max_value=6) really clips
+    bn.set_weights([rng.uniform(4, 8, w.shape) if i == 0 else w for i, w in enumerate(bn.get_weights())])
     return model
 
 
@@ -135,6 +137,7 @@ def test_functional_object_matches_keras(keras, functional):
     want = model(x)
     for name, w in zip(graph.outputs, want, strict=True):
         np.testing.assert_allclose(got[name], np.asarray(w), atol=1e-4)
+    assert got["relu6"].max() == 6.0 and (got["bn"] > 6).any()
     types = [op.type for op in graph.ops]
     assert types.count("dense") == 3 and "sub" in types and "mul" in types
     assert graph.op("pix_fc").type == "conv2d"
