@@ -123,17 +123,11 @@ class Run(Command):
         return 0
 
 
-def _load_batch(x_path: Path, shape, dataset_func: str, dtype=np.float32):
-    """Input file -> batch (N, *shape). Images go through the dataset function."""
+def _load_batch(x_path: Path, shape, dataset_func: str):
+    """Input file -> batch (N, *shape): images and uint8 arrays go through the dataset function."""
     from . import datasets
-    if x_path.suffix.lower() == ".npy":
-        x = np.load(x_path)
-        if tuple(x.shape) == tuple(shape):
-            x = x[None]
-        if tuple(x.shape[1:]) != tuple(shape):
-            dims = ", ".join(map(str, shape))
-            raise EmcError(f"{x_path}: array shape {x.shape}; expected {tuple(shape)} or (N, {dims})")
-        return x
+    if x_path.suffix.lower() in (".npy", ".npz"):
+        return datasets.load_dataset(x_path, tuple(shape), dataset_func)
     return datasets.load_image(x_path, tuple(shape), dataset_func)
 
 
@@ -143,7 +137,11 @@ def _run_graph(model: Path, x_path: Path, dataset_func: str) -> dict[str, np.nda
     if len(graph.inputs) != 1:
         raise EmcError(f"{model}: `emcgen run` handles models with one input; this one has {len(graph.inputs)}")
     shape = graph.tensors[graph.inputs[0]].shape[1:]
-    x = _load_batch(x_path, shape, dataset_func)
+    raw = np.load(x_path) if x_path.suffix.lower() == ".npy" else None
+    if raw is not None and raw.dtype == np.int8:      # already-quantized input of an int8 model
+        x = raw if raw.shape[1:] == tuple(shape) else raw[None]
+    else:
+        x = _load_batch(x_path, shape, dataset_func)
     if graph.meta.get("quantized"):
         from .tflite_int8.interpreter import run_int8
         return run_int8(graph, [x])

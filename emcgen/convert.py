@@ -36,7 +36,10 @@ def calibration_data(graph: Graph, dataset, dataset_func: str, log=print):
         raise EmcError("this target needs calibration data: give --dataset DIR (images) "
                        "or an .npy/.npz array")
     shape = graph.tensors[graph.inputs[0]].shape[1:]
-    return datasets.load_dataset(dataset, shape, dataset_func)
+    ds = datasets.read_dataset(dataset, shape, dataset_func)
+    if ds.skipped:
+        log(ds.skipped_line())
+    return ds.x
 
 
 @contextlib.contextmanager
