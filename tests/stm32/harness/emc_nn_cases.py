@@ -1,4 +1,5 @@
-"""Feed the CMSIS-NN golden vectors (../shared/fixtures/cmsis_nn_vectors) to the C harness emc_nn_vectors.c.
+"""Feed test vectors (the CMSIS-NN golden vectors of ../shared/fixtures/cmsis_nn_vectors, or vectors checked
+against the TFLM interpreter) to the C harness emc_nn_vectors.c.
 
 encode_cases() turns cases.json + the npz arrays into the harness's binary input, parse_results() reads its
 binary output back, build_harness() compiles it together with the emc_nn sources.
@@ -29,6 +30,14 @@ FUNCTION_IDS = {
     "arm_elementwise_add_s8": 6,
     "arm_elementwise_mul_s8": 7,
     "arm_softmax_s8": 8,
+    # emc_nn_extra.h, checked against the TFLM interpreter
+    "emc_nn_pad_s8": 20,
+    "emc_nn_concat_s8": 21,
+    "emc_nn_requantize_s8": 22,
+    "emc_nn_mean_s8": 23,
+    "emc_nn_resize_nearest_s8": 24,
+    "emc_nn_quantize_f32_s8": 25,
+    "emc_nn_dequantize_s8_f32": 26,
 }
 
 WARNINGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wdouble-promotion"]

@@ -1,6 +1,8 @@
 /*
  * Test harness: runs emc_nn's arm_* functions on the CMSIS-NN golden vectors.
  *
+ * (and the emc_nn_extra.h functions on vectors checked against the TFLM interpreter).
+ *
  * Usage: emc_nn_vectors <cases.bin> <results.bin>
  * cases.bin is written by tests/stm32/harness/emc_nn_cases.py: per case
  *     int32 function id, int32 n_ints, int32 ints[n_ints], int32 n_arrays, { int32 nbytes, bytes }[n_arrays]
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "arm_nnfunctions.h"
+#include "emc_nn_extra.h"
 
 enum
 {
@@ -27,7 +30,15 @@ enum
     FN_AVG_POOL = 5,
     FN_ADD = 6,
     FN_MUL = 7,
-    FN_SOFTMAX = 8
+    FN_SOFTMAX = 8,
+    /* emc_nn_extra.h */
+    FN_PAD = 20,
+    FN_CONCAT = 21,
+    FN_REQUANTIZE = 22,
+    FN_MEAN = 23,
+    FN_RESIZE_NEAREST = 24,
+    FN_QUANTIZE = 25,
+    FN_DEQUANTIZE = 26
 };
 
 #define MAX_INTS 40
@@ -234,9 +245,85 @@ static void decode(const test_case *tc, call_args *a)
     case FN_SOFTMAX:
         a->out_bytes = v[0] * v[1];
         break;
+    case FN_PAD:
+        a->input = dims_at(v);
+        a->out_bytes = a->input.n * (a->input.h + v[4] + v[5]) * (a->input.w + v[6] + v[7]) * a->input.c;
+        break;
+    case FN_CONCAT:
+        a->out_bytes = 0;
+        for (int32_t i = 0; i < v[1]; i++)
+        {
+            a->out_bytes += v[0] * v[2 + i];
+        }
+        break;
+    case FN_REQUANTIZE:
+    case FN_QUANTIZE:
+        a->out_bytes = v[0];
+        break;
+    case FN_DEQUANTIZE:
+        a->out_bytes = v[0] * (int32_t)sizeof(float);
+        break;
+    case FN_MEAN:
+        a->input = dims_at(v);
+        a->out_bytes = a->input.n * a->input.c;
+        break;
+    case FN_RESIZE_NEAREST:
+        a->input = dims_at(v);
+        a->out_bytes = a->input.n * v[4] * v[5] * a->input.c;
+        break;
     default:
         die("unknown function id");
     }
+}
+
+static float float_bits(int32_t bits)
+{
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* The emc_nn_extra.h functions. */
+static int32_t call_extra(const test_case *tc, const call_args *a, int8_t *out)
+{
+    const int32_t *v = tc->ints;
+    const int8_t *in0 = (const int8_t *)tc->arrays[0];
+    switch (tc->fn)
+    {
+    case FN_PAD:
+        return emc_nn_pad_s8(in0, &a->input, v[4], v[5], v[6], v[7], (int8_t)v[8], out);
+    case FN_CONCAT:
+    {
+        int32_t offset = 0;
+        int32_t total = 0;
+        for (int32_t i = 0; i < v[1]; i++)
+        {
+            total += v[2 + i];
+        }
+        for (int32_t i = 0; i < v[1]; i++)
+        {
+            emc_nn_concat_s8((const int8_t *)tc->arrays[i], v[0], v[2 + i], total, offset, out);
+            offset += v[2 + i];
+        }
+        return 0;
+    }
+    case FN_REQUANTIZE:
+        emc_nn_requantize_s8(in0, v[0], v[1], v[2], v[3], v[4], out);
+        return 0;
+    case FN_MEAN:
+        return emc_nn_mean_s8(in0, &a->input, v[4], v[5], v[6], v[7], out);
+    case FN_RESIZE_NEAREST:
+        return emc_nn_resize_nearest_s8(in0, &a->input, v[4], v[5], v[6] != 0, v[7] != 0, out);
+    case FN_QUANTIZE:
+        emc_nn_quantize_f32_s8((const float *)tc->arrays[0], v[0], float_bits(v[1]), v[2], out);
+        return 0;
+    case FN_DEQUANTIZE:
+        emc_nn_dequantize_s8_f32(in0, v[0], float_bits(v[1]), v[2], (float *)(void *)out);
+        return 0;
+    default:
+        die("unknown function id");
+    }
+    return -100;
 }
 
 static int32_t call(const test_case *tc, const call_args *a, const cmsis_nn_context *ctx, int8_t *out)
@@ -274,9 +361,8 @@ static int32_t call(const test_case *tc, const call_args *a, const cmsis_nn_cont
         arm_softmax_s8(in0, v[0], v[1], v[2], v[3], v[4], out);
         return 0;
     default:
-        die("unknown function id");
+        return call_extra(tc, a, out);
     }
-    return -100;
 }
 
 int main(int argc, char **argv)

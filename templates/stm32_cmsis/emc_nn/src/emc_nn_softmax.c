@@ -64,7 +64,9 @@ void arm_softmax_s8(const int8_t *input,
             if (diff >= diff_min)
             {
                 const int32_t scaled = emc_nn_mul_high_sat(reciprocal, exp_of_difference(diff, mult, shift));
-                /* |scaled| < 2^31, so a division by 2^32 or more rounds to 0 (only for rows of >= 2048). */
+                /* A sum of exps >= 2^28 (512 or more values close to the row maximum) asks for a division
+                 * by 2^32 or more, which TFLite rejects and CMSIS-NN computes with an undefined shift. The
+                 * exact quotient of |scaled| < 2^31 by such a power of two rounds to 0. */
                 const int32_t units = bits_over_unit > 31 ? 0 : emc_nn_div_pow2(scaled, bits_over_unit);
                 const int32_t value = units - 128;
                 out[i] = emc_nn_clamp_s8(value, -128, 127);
