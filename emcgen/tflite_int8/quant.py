@@ -3,7 +3,7 @@
 Everything here reproduces what TFLite / TFLM compute in their Prepare functions, to the bit:
 - scales are the float32 values stored in the .tflite; effective scales are formed in double from them
   (for per-tensor FULLY_CONNECTED too: the TFLM wheel agrees with the double product on accumulators
-  where a float32 product would round differently, tests/tflite/test_tflm_ops.py);
+  where a float32 product would round differently, tests/tflite/test_tflite_ops_vs_tflm.py);
 - QuantizeMultiplier uses frexp and rounds half away from zero; positive shift = left shift;
 - requantization is the default double rounding (SaturatingRoundingDoublingHighMul, then a rounding
   right shift), not TFLITE_SINGLE_ROUNDING / CMSIS_NN_USE_SINGLE_ROUNDING.
