@@ -426,3 +426,25 @@ def test_softmax_int8_many_rows(depth, s_in, beta):
     xs = xs.clip(-128, 127).astype(np.int8)
     (want,) = tflm_oracle.run(blob, xs)
     np.testing.assert_array_equal(run_int8(graph, xs)["y"], want)
+
+
+def test_concat_with_differing_input_params_equals_quantize_then_concat():
+    """TFLite's int8 CONCATENATION needs equal parameters; emcgen requantizes a differing input the way a
+    QUANTIZE op would. Oracle: TFLM on QUANTIZE + CONCATENATION; emcgen runs it without the QUANTIZE."""
+    b = ModelBuilder()
+    a = b.input("a", (1, 3, 4, 5), scale=0.07, zp=-30)
+    c = b.input("c", (1, 3, 4, 2), scale=0.02, zp=11)
+    a2 = b.tensor("a2", (1, 3, 4, 5), scale=0.02, zp=11)
+    b.op("QUANTIZE", [a], [a2])
+    y = b.output("y", (1, 3, 4, 7), scale=0.02, zp=11)
+    b.op("CONCATENATION", [a2, c], [y], "ConcatenationOptions", axis=3)
+    blob = b.build()
+    graph = load_tflite(blob)
+    assert [op.type for op in graph.ops] == ["identity", "concat"]
+    graph.replace_uses("a2", "a")
+    graph.remove_op(graph.ops[0])
+    graph.prune()
+    assert [op.type for op in graph.ops] == ["concat"] and graph.ops[0].inputs == ["a", "c"]
+    xs = _int8_inputs([(1, 3, 4, 5), (1, 3, 4, 2)], 32, 4)
+    (want,) = tflm_oracle.run(blob, *xs)
+    np.testing.assert_array_equal(run_int8(graph, xs)["y"], want)
