@@ -7,7 +7,7 @@ placeholders. libc/ holds the few C library declarations the generated code uses
 riscv64-unknown-elf-gcc ships no C library (the check compiles with -ffreestanding).
 These headers are never copied into generated projects; a real build uses the SDK's own headers.
 
-`python -m emcgen.targets.k210.sdk_stub` prints this folder (the generated README uses it).
+`python3 -m emcgen.targets.k210.sdk_stub` prints this folder (the generated README uses it).
 """
 from pathlib import Path
 
