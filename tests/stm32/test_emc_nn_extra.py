@@ -1,8 +1,8 @@
 """emc_nn_extra.h (pad, concat, requantize, mean, nearest resize, quantize, dequantize) and arm_softmax_s8
 against the TFLM interpreter's reference kernels, on seeded random vectors, byte for byte.
 
-The golden CMSIS-NN vectors hold only 28 softmax calls; the random softmax sweep here exercises the fixed-point
-exp / reciprocal over many more input scales, betas and row sizes.
+The golden CMSIS-NN vectors hold only 28 softmax calls; the random softmax sweep here exercises the
+fixed-point exp / reciprocal over many more input scales, betas and row sizes.
 """
 from __future__ import annotations
 
@@ -48,7 +48,8 @@ def harness(tmp_path_factory):
             if res.output != want or res.ret != 0 or res.flags != 0:
                 got = np.frombuffer(res.output, dtype=expected.dtype)
                 diff = int(np.sum(got != expected.ravel())) if got.size == expected.size else "size"
-                problems.append(f"#{i} {fn} ints={ints}: ret {res.ret} flags {res.flags}, {diff} values differ")
+                problems.append(f"#{i} {fn} ints={ints}: ret {res.ret} flags {res.flags}, "
+                                f"{diff} values differ")
         return problems
 
     return run
@@ -85,8 +86,9 @@ def test_softmax_random_sweep(harness):
 def test_pad(harness):
     rng = np.random.default_rng(1)
     calls = []
-    for shape, pads in [((1, 3, 4, 2), (1, 0, 2, 1)), ((2, 5, 5, 3), (0, 0, 0, 0)), ((1, 1, 1, 8), (3, 3, 3, 3)),
-                        ((3, 4, 2, 1), (0, 2, 1, 0)), ((1, 7, 6, 5), (1, 1, 0, 2))]:
+    for shape, pads in [((1, 3, 4, 2), (1, 0, 2, 1)), ((2, 5, 5, 3), (0, 0, 0, 0)),
+                        ((1, 1, 1, 8), (3, 3, 3, 3)), ((3, 4, 2, 1), (0, 2, 1, 0)),
+                        ((1, 7, 6, 5), (1, 1, 0, 2))]:
         zp = int(rng.integers(-128, 128))
         x = _s8(rng, shape)
         expected = tflm.pad(x, pads, 0.05, zp)
@@ -148,7 +150,8 @@ def test_resize_nearest(harness):
                     continue  # TFLite rejects align_corners together with half_pixel_centers
                 x = _s8(rng, shape)
                 expected = tflm.resize_nearest(x, out_hw, align, half)
-                calls.append(("emc_nn_resize_nearest_s8", [*shape, *out_hw, int(align), int(half)], [x], expected))
+                ints = [*shape, *out_hw, int(align), int(half)]
+                calls.append(("emc_nn_resize_nearest_s8", ints, [x], expected))
     problems = harness(calls)
     assert not problems, "\n".join(problems)
 

@@ -19,7 +19,8 @@ _spec = importlib.util.spec_from_file_location(
 emc_nn_cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(emc_nn_cases)
 
-SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+SANITIZE = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all"]
 
 
 @pytest.fixture(scope="module")

@@ -66,9 +66,9 @@ def flavour_for_core(core: str) -> str:
     try:
         return _CORE_FLAVOURS[core.lower()]
     except KeyError:
-        raise UnsupportedError(
-            f"no CMSIS-NN build flavour known for core {core!r}; supported: {', '.join(sorted(_CORE_FLAVOURS))}"
-        ) from None
+        known = ", ".join(sorted(_CORE_FLAVOURS))
+        message = f"no CMSIS-NN build flavour known for core {core!r}; supported: {known}"
+        raise UnsupportedError(message) from None
 
 
 def _dims(value) -> Dims:
@@ -109,7 +109,7 @@ def _trunc_mod(a: int, b: int) -> int:
     return a - b * _trunc_div(a, b)
 
 
-# ---- convolution --------------------------------------------------------------------------------------------
+# ---- convolution -------------------------------------------------------------------------------------------
 
 def is_conv_1x1(padding, dilation, input_dims, filter_dims) -> bool:
     """arm_convolve_wrapper_s8 takes a 1x1 kernel (no scratch on gcc builds)."""
@@ -188,7 +188,7 @@ def convolve_wrapper_s8(stride, padding, dilation, input_dims, filter_dims, outp
     return convolve_s8(input_dims, filter_dims, flavour, compiler)
 
 
-# ---- depthwise convolution ----------------------------------------------------------------------------------
+# ---- depthwise convolution ---------------------------------------------------------------------------------
 
 def _mve_dw_runs_as_conv(input_dims, output_dims, compiler: str) -> bool:
     """MVE builds run a depthwise conv with one input channel as an ordinary conv (threshold per compiler)."""
@@ -220,7 +220,7 @@ def depthwise_conv_wrapper_s8(stride, padding, dilation, input_dims, filter_dims
     return 0
 
 
-# ---- fully connected, pooling -------------------------------------------------------------------------------
+# ---- fully connected, pooling ------------------------------------------------------------------------------
 
 def fully_connected_s8(filter_dims, flavour: str, compiler: str = "gcc") -> int:
     """arm_fully_connected_s8_get_buffer_size(filter_dims): MVE keeps one int32 kernel sum per output."""

@@ -3,7 +3,8 @@
  *
  * For each output pixel the receptive field is copied into the scratch buffer as int16 values with the
  * input offset already added (padding becomes 0), so the inner loop is a plain multiply-accumulate.
- * Two output pixels are built at a time: each weight is loaded once for two columns.
+ * Two output pixels are built at a time: each weight is loaded once for two columns. With the DSP
+ * extension the inner loop multiplies two pairs per instruction (see emc_nn_dot.h).
  * Scratch: 2 columns x KH*KW*C_filter int16 = 4*KH*KW*C_filter bytes, never more than CMSIS-NN's
  * 4*align4(KH*KW*C_IN).
  */
@@ -28,11 +29,14 @@ typedef struct
     int32_t pad_h, pad_w;
     int32_t dilation_h, dilation_w;
     int32_t input_offset;
+    int runs_aligned; /* kernel_c % 4 == 0: every run of channels starts a group of four (emc_nn_dot.h) */
 } conv_window;
 
-/* Receptive field of output pixel (out_y, out_x) as int16 (value + input_offset, 0 outside the input). */
+/* Receptive field of output pixel (out_y, out_x) as int16 (value + input_offset, 0 outside the input),
+ * in the element order the dot product wants (emc_nn_column_to_dot_order). */
 static void build_column(const conv_window *win, int32_t out_y, int32_t out_x, int16_t *col)
 {
+    int16_t *const start = col;
     const int32_t base_y = out_y * win->stride_h - win->pad_h;
     const int32_t base_x = out_x * win->stride_w - win->pad_w;
     const int32_t kc = win->kernel_c;
@@ -47,9 +51,16 @@ static void build_column(const conv_window *win, int32_t out_y, int32_t out_x, i
             {
                 const int32_t pixel = (y >> win->upscale_h_shift) * win->input_w + (x >> win->upscale_w_shift);
                 const int8_t *src = win->input + pixel * win->input_c;
-                for (int32_t c = 0; c < kc; c++)
+                if (win->runs_aligned)
                 {
-                    col[c] = (int16_t)(src[c] + win->input_offset);
+                    emc_nn_widen_s8(src, win->input_offset, col, kc);
+                }
+                else
+                {
+                    for (int32_t c = 0; c < kc; c++)
+                    {
+                        col[c] = (int16_t)(src[c] + win->input_offset);
+                    }
                 }
             }
             else
@@ -61,6 +72,11 @@ static void build_column(const conv_window *win, int32_t out_y, int32_t out_x, i
             }
             col += kc;
         }
+    }
+    if (!win->runs_aligned)
+    {
+        /* Runs straddle the groups of four: the widened runs are not in dot order yet. */
+        emc_nn_column_to_dot_order(start, (int32_t)(col - start));
     }
 }
 
@@ -116,6 +132,7 @@ arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
     win.dilation_h = conv_params->dilation.h;
     win.dilation_w = conv_params->dilation.w;
     win.input_offset = conv_params->input_offset;
+    win.runs_aligned = filter_dims->c % 4 == 0;
     const int32_t input_batch_size = (input_dims->h >> win.upscale_h_shift) * win.input_w * input_c;
 
     for (int32_t batch = 0; batch < input_dims->n; batch++)

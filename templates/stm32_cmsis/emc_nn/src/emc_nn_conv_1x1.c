@@ -2,9 +2,10 @@
  * emc_nn: 1x1 int8 convolution without padding (arm_convolve_1x1_s8, arm_convolve_1x1_s8_fast).
  *
  * Every output value is a plain dot product of one input pixel with one filter row. There is no padding,
- * so the input offset is folded out of the inner loop: sum((x + off) * w) = sum(x * w) + off * sum(w),
- * with sum(w) computed once per output channel. Output channels are done in pairs so that each input
- * byte is loaded once for two multiply-accumulates. No scratch memory.
+ * so the portable code folds the input offset out of the inner loop: sum((x + off) * w) = sum(x * w) +
+ * off * sum(w), with sum(w) computed once per output channel; with the DSP extension SXTAB16 adds the
+ * offset for free. Output channels are done in pairs so that each input word is loaded once for both.
+ * No scratch memory.
  */
 #include <stddef.h>
 
@@ -43,8 +44,14 @@ static void convolve_1x1(const cmsis_nn_conv_params *conv_params,
             const int8_t *w1 = filter_data + oc1 * in_c;
             const uint32_t bias0 = bias_data != NULL ? (uint32_t)bias_data[oc] : 0u;
             const uint32_t bias1 = bias_data != NULL ? (uint32_t)bias_data[oc1] : 0u;
+#if EMC_NN_DSP
+            /* SXTAB16 adds the input offset for free. */
+            const uint32_t start0 = bias0;
+            const uint32_t start1 = bias1;
+#else
             const uint32_t start0 = bias0 + (uint32_t)input_offset * (uint32_t)emc_nn_sum_s8(w0, in_c);
             const uint32_t start1 = bias1 + (uint32_t)input_offset * (uint32_t)emc_nn_sum_s8(w1, in_c);
+#endif
             const int32_t mult0 = quant_params->multiplier[oc];
             const int32_t shift0 = quant_params->shift[oc];
             const int32_t mult1 = quant_params->multiplier[oc1];
@@ -58,7 +65,11 @@ static void convolve_1x1(const cmsis_nn_conv_params *conv_params,
                     const int8_t *in_pixel = in_row + x * stride_x * in_c;
                     uint32_t acc0 = start0;
                     uint32_t acc1 = start1;
+#if EMC_NN_DSP
+                    emc_nn_dot_offset_s8_x2w(in_pixel, input_offset, w0, w1, in_c, &acc0, &acc1);
+#else
                     emc_nn_dot_s8_x2w(in_pixel, w0, w1, in_c, &acc0, &acc1);
+#endif
                     out[oc1] = emc_nn_requantize_to_s8((int32_t)acc1, mult1, shift1, output_offset, act_min, act_max);
                     out[oc] = emc_nn_requantize_to_s8((int32_t)acc0, mult0, shift0, output_offset, act_min, act_max);
                     out += out_c;

@@ -2,9 +2,9 @@
  * emc_nn: int8 fully connected layer with per-tensor requantization (arm_fully_connected_s8).
  *
  * out[b][o] = requant(bias[o] + sum_k (x[b][k] + input_offset) * (w[o][k] + filter_offset)).
- * With TFLite's symmetric weights (filter_offset 0) the input offset is folded out of the inner loop as
- * input_offset * sum_k w[o][k], computed once per output; outputs are done in pairs so that each input byte
- * is loaded once for two multiply-accumulates. No scratch memory.
+ * With TFLite's symmetric weights (filter_offset 0) outputs are done in pairs, so each input value is loaded
+ * and offset once for two multiply-accumulates (with the DSP extension: four values per load, the offset
+ * added by SXTAB16). No scratch memory.
  */
 #include <stddef.h>
 
@@ -69,7 +69,7 @@ arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *ctx,
     const int32_t output_offset = fc_params->output_offset;
     const int32_t act_min = fc_params->activation.min;
     const int32_t act_max = fc_params->activation.max;
-    const uint32_t input_offset = (uint32_t)fc_params->input_offset;
+    const int32_t input_offset = fc_params->input_offset;
 
     for (int32_t o = 0; o < out_c; o += 2)
     {
@@ -79,13 +79,11 @@ arm_cmsis_nn_status arm_fully_connected_s8(const cmsis_nn_context *ctx,
         const int8_t *w1 = filter_data + o1 * depth;
         const uint32_t bias0 = bias_data != NULL ? (uint32_t)bias_data[o] : 0u;
         const uint32_t bias1 = bias_data != NULL ? (uint32_t)bias_data[o1] : 0u;
-        const uint32_t start0 = bias0 + input_offset * (uint32_t)emc_nn_sum_s8(w0, depth);
-        const uint32_t start1 = bias1 + input_offset * (uint32_t)emc_nn_sum_s8(w1, depth);
         for (int32_t b = 0; b < batches; b++)
         {
-            uint32_t acc0 = start0;
-            uint32_t acc1 = start1;
-            emc_nn_dot_s8_x2w(input_data + b * depth, w0, w1, depth, &acc0, &acc1);
+            uint32_t acc0 = bias0;
+            uint32_t acc1 = bias1;
+            emc_nn_dot_offset_s8_x2w(input_data + b * depth, input_offset, w0, w1, depth, &acc0, &acc1);
             output_data[b * out_c + o1] =
                 emc_nn_requantize_to_s8((int32_t)acc1, mult, shift, output_offset, act_min, act_max);
             output_data[b * out_c + o] =

@@ -59,11 +59,11 @@ static inline int32_t emc_nn_div_pow2(int32_t x, int32_t exponent)
  * CMSIS-NN's val * (1 << shift). */
 static inline int32_t emc_nn_requantize(int32_t acc, int32_t multiplier, int32_t shift)
 {
-    if (shift > 0)
-    {
-        return emc_nn_mul_high(emc_nn_shl(acc, shift), multiplier);
-    }
-    return emc_nn_div_pow2(emc_nn_mul_high(acc, multiplier), -shift);
+    /* Branch-free on purpose: one of the two shifts is 0 (a division by 2^0 is exact), and compilers keep a
+     * single multiply instead of computing both branches. */
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return emc_nn_div_pow2(emc_nn_mul_high(emc_nn_shl(acc, left), multiplier), right);
 }
 
 /* Clamp to [lo, hi] and narrow to int8 (lo, hi within int8). */
