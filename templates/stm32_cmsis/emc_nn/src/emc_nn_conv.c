@@ -167,7 +167,31 @@ arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
                     y0++;
                 }
                 int8_t *out0 = out_batch + pixel * output_c;
-                for (int32_t oc = first_oc; oc < first_oc + out_c_per_group; oc++)
+                int8_t *out1 = out0 + output_c;
+                int32_t oc = first_oc;
+                if (two)
+                {
+                    /* Two output channels x two pixels per pass over the column. */
+                    for (; oc + 2 <= first_oc + out_c_per_group; oc += 2)
+                    {
+                        uint32_t acc[4];
+                        acc[0] = acc[1] = bias_data != NULL ? (uint32_t)bias_data[oc] : 0u;
+                        acc[2] = acc[3] = bias_data != NULL ? (uint32_t)bias_data[oc + 1] : 0u;
+                        emc_nn_dot_s8_s16_2x2(filter_data + oc * col_len, filter_data + (oc + 1) * col_len, col0,
+                                              col1, col_len, acc);
+                        const int32_t m0 = quant_params->multiplier[oc];
+                        const int32_t s0 = quant_params->shift[oc];
+                        const int32_t m1 = quant_params->multiplier[oc + 1];
+                        const int32_t s1 = quant_params->shift[oc + 1];
+                        out0[oc] = emc_nn_requantize_to_s8((int32_t)acc[0], m0, s0, output_offset, act_min, act_max);
+                        out1[oc] = emc_nn_requantize_to_s8((int32_t)acc[1], m0, s0, output_offset, act_min, act_max);
+                        out0[oc + 1] =
+                            emc_nn_requantize_to_s8((int32_t)acc[2], m1, s1, output_offset, act_min, act_max);
+                        out1[oc + 1] =
+                            emc_nn_requantize_to_s8((int32_t)acc[3], m1, s1, output_offset, act_min, act_max);
+                    }
+                }
+                for (; oc < first_oc + out_c_per_group; oc++)
                 {
                     const int8_t *weights = filter_data + oc * col_len;
                     const uint32_t bias = bias_data != NULL ? (uint32_t)bias_data[oc] : 0u;
@@ -179,8 +203,7 @@ arm_cmsis_nn_status arm_convolve_s8(const cmsis_nn_context *ctx,
                         uint32_t acc1 = bias;
                         emc_nn_dot_s8_s16_x2c(weights, col0, col1, col_len, &acc0, &acc1);
                         out0[oc] = emc_nn_requantize_to_s8((int32_t)acc0, mult, shift, output_offset, act_min, act_max);
-                        out0[output_c + oc] =
-                            emc_nn_requantize_to_s8((int32_t)acc1, mult, shift, output_offset, act_min, act_max);
+                        out1[oc] = emc_nn_requantize_to_s8((int32_t)acc1, mult, shift, output_offset, act_min, act_max);
                     }
                     else
                     {

@@ -1,11 +1,10 @@
 /*
  * emc_nn: 1x1 int8 convolution without padding (arm_convolve_1x1_s8, arm_convolve_1x1_s8_fast).
  *
- * Every output value is a plain dot product of one input pixel with one filter row. There is no padding,
- * so the portable code folds the input offset out of the inner loop: sum((x + off) * w) = sum(x * w) +
- * off * sum(w), with sum(w) computed once per output channel; with the DSP extension SXTAB16 adds the
- * offset for free. Output channels are done in pairs so that each input word is loaded once for both.
- * No scratch memory.
+ * Every output value is a plain dot product of one input pixel with one filter row, so no im2col is needed.
+ * Two output channels x two pixels are computed per pass (emc_nn_dot.h), so every load serves two
+ * multiply-accumulates; an odd last channel or pixel is paired with itself (computed and written twice with
+ * the same value). No scratch memory.
  */
 #include <stddef.h>
 
@@ -24,6 +23,8 @@ static void convolve_1x1(const cmsis_nn_conv_params *conv_params,
 {
     const int32_t in_c = input_dims->c;
     const int32_t out_c = output_dims->c;
+    const int32_t out_w = output_dims->w;
+    const int32_t pixels = output_dims->h * out_w;
     const int32_t stride_x = conv_params->stride.w;
     const int32_t stride_y = conv_params->stride.h;
     const int32_t input_offset = conv_params->input_offset;
@@ -35,44 +36,54 @@ static void convolve_1x1(const cmsis_nn_conv_params *conv_params,
     for (int32_t batch = 0; batch < input_dims->n; batch++)
     {
         const int8_t *in_batch = input_data + batch * input_dims->h * input_row_size;
-        int8_t *out_batch = output_data + batch * output_dims->h * output_dims->w * out_c;
+        int8_t *out_batch = output_data + batch * pixels * out_c;
         for (int32_t oc = 0; oc < out_c; oc += 2)
         {
-            /* An odd last channel is paired with itself; it is written twice with the same value. */
             const int32_t oc1 = oc + 1 < out_c ? oc + 1 : oc;
             const int8_t *w0 = filter_data + oc * in_c;
             const int8_t *w1 = filter_data + oc1 * in_c;
             const uint32_t bias0 = bias_data != NULL ? (uint32_t)bias_data[oc] : 0u;
             const uint32_t bias1 = bias_data != NULL ? (uint32_t)bias_data[oc1] : 0u;
-#if EMC_NN_DSP
-            /* SXTAB16 adds the input offset for free. */
-            const uint32_t start0 = bias0;
-            const uint32_t start1 = bias1;
-#else
-            const uint32_t start0 = bias0 + (uint32_t)input_offset * (uint32_t)emc_nn_sum_s8(w0, in_c);
-            const uint32_t start1 = bias1 + (uint32_t)input_offset * (uint32_t)emc_nn_sum_s8(w1, in_c);
-#endif
             const int32_t mult0 = quant_params->multiplier[oc];
             const int32_t shift0 = quant_params->shift[oc];
             const int32_t mult1 = quant_params->multiplier[oc1];
             const int32_t shift1 = quant_params->shift[oc1];
-            int8_t *out = out_batch;
-            for (int32_t y = 0; y < output_dims->h; y++)
+            int32_t y = 0; /* position of the first pixel of the pair */
+            int32_t x = 0;
+            for (int32_t p = 0; p < pixels; p += 2)
             {
-                const int8_t *in_row = in_batch + y * stride_y * input_row_size;
-                for (int32_t x = 0; x < output_dims->w; x++)
+                const int32_t p1 = p + 1 < pixels ? p + 1 : p;
+                int32_t y1 = y;
+                int32_t x1 = x + 1;
+                if (x1 == out_w)
                 {
-                    const int8_t *in_pixel = in_row + x * stride_x * in_c;
-                    uint32_t acc0 = start0;
-                    uint32_t acc1 = start1;
-#if EMC_NN_DSP
-                    emc_nn_dot_offset_s8_x2w(in_pixel, input_offset, w0, w1, in_c, &acc0, &acc1);
-#else
-                    emc_nn_dot_s8_x2w(in_pixel, w0, w1, in_c, &acc0, &acc1);
-#endif
-                    out[oc1] = emc_nn_requantize_to_s8((int32_t)acc1, mult1, shift1, output_offset, act_min, act_max);
-                    out[oc] = emc_nn_requantize_to_s8((int32_t)acc0, mult0, shift0, output_offset, act_min, act_max);
-                    out += out_c;
+                    x1 = 0;
+                    y1++;
+                }
+                if (p1 == p)
+                {
+                    y1 = y;
+                    x1 = x;
+                }
+                const int8_t *in0 = in_batch + y * stride_y * input_row_size + x * stride_x * in_c;
+                const int8_t *in1 = in_batch + y1 * stride_y * input_row_size + x1 * stride_x * in_c;
+                uint32_t acc[4];
+                acc[0] = acc[1] = bias0;
+                acc[2] = acc[3] = bias1;
+                emc_nn_dot_offset_s8_2x2(w0, w1, in0, in1, input_offset, in_c, acc);
+                int8_t *out0 = out_batch + p * out_c;
+                int8_t *out1 = out_batch + p1 * out_c;
+                /* Channel oc1 first: when oc1 == oc the values are equal anyway. */
+                out0[oc1] = emc_nn_requantize_to_s8((int32_t)acc[2], mult1, shift1, output_offset, act_min, act_max);
+                out1[oc1] = emc_nn_requantize_to_s8((int32_t)acc[3], mult1, shift1, output_offset, act_min, act_max);
+                out0[oc] = emc_nn_requantize_to_s8((int32_t)acc[0], mult0, shift0, output_offset, act_min, act_max);
+                out1[oc] = emc_nn_requantize_to_s8((int32_t)acc[1], mult0, shift0, output_offset, act_min, act_max);
+                y = y1;
+                x = x1 + 1;
+                if (x == out_w)
+                {
+                    x = 0;
+                    y++;
                 }
             }
         }

@@ -8,7 +8,8 @@
  *    widened two at a time with SXTB16 / SXTAB16 (which can add the input offset for free) and multiplied
  *    pairwise with SMLAD. Integer sums are exact modulo 2^32 in both, so the results are bit-identical.
  *    Define EMC_NN_PORTABLE to force the portable code.
- * Each function does two dot products per pass with one operand shared, so that operand is loaded once.
+ * Each function does two (or four) dot products per pass with operands shared, so that every load serves
+ * two multiply-accumulates.
  */
 #ifndef EMC_NN_DOT_H
 #define EMC_NN_DOT_H
@@ -22,17 +23,6 @@
 #else
 #define EMC_NN_DSP 0
 #endif
-
-/* Sum of n int8 values (the weight sums that fold the input offset out of the portable inner loops). */
-static inline int32_t emc_nn_sum_s8(const int8_t *v, int32_t n)
-{
-    int32_t sum = 0;
-    for (int32_t i = 0; i < n; i++)
-    {
-        sum += v[i];
-    }
-    return sum;
-}
 
 #if EMC_NN_DSP
 /* Four int8 (or two int16) values as one 32-bit word; unaligned loads are fine on cores with DSP. */
@@ -131,25 +121,70 @@ static inline void emc_nn_dot_offset_s8_x2w(const int8_t *x,
     *acc1 = t1;
 }
 
-/* acc0 += x . w0, acc1 += x . w1 over n int8 elements, no offset (portable 1x1 convolution, where the input
- * offset is folded into the weight sums). */
-static inline void emc_nn_dot_s8_x2w(const int8_t *x,
-                                     const int8_t *w0,
-                                     const int8_t *w1,
-                                     int32_t n,
-                                     uint32_t *acc0,
-                                     uint32_t *acc1)
+/* The 2x2 block with the offset on the inputs: acc[0] += w0 . (x0 + off), acc[1] += w0 . (x1 + off),
+ * acc[2] += w1 . (x0 + off), acc[3] += w1 . (x1 + off): two weight rows against two input rows. */
+static inline void emc_nn_dot_offset_s8_2x2(const int8_t *w0,
+                                            const int8_t *w1,
+                                            const int8_t *x0,
+                                            const int8_t *x1,
+                                            int32_t x_offset,
+                                            int32_t n,
+                                            uint32_t acc[4])
 {
-    uint32_t s0 = *acc0;
-    uint32_t s1 = *acc1;
-    for (int32_t i = 0; i < n; i++)
+    int32_t i = 0;
+#if EMC_NN_DSP
+    const int32_t offset2 = emc_nn_dup16(x_offset);
+    int32_t s00 = (int32_t)acc[0];
+    int32_t s01 = (int32_t)acc[1];
+    int32_t s10 = (int32_t)acc[2];
+    int32_t s11 = (int32_t)acc[3];
+    for (; i + 4 <= n; i += 4)
     {
-        const int32_t xi = x[i];
-        s0 += (uint32_t)(xi * w0[i]);
-        s1 += (uint32_t)(xi * w1[i]);
+        const int32_t a = emc_nn_load32(w0 + i);
+        const int32_t b = emc_nn_load32(w1 + i);
+        const int32_t p = emc_nn_load32(x0 + i);
+        const int32_t q = emc_nn_load32(x1 + i);
+        int32_t wa = __sxtb16(a);
+        int32_t wb = __sxtb16(b);
+        int32_t x = __sxtab16(offset2, p);
+        s00 = __smlad(wa, x, s00);
+        s10 = __smlad(wb, x, s10);
+        x = __sxtab16(offset2, q);
+        s01 = __smlad(wa, x, s01);
+        s11 = __smlad(wb, x, s11);
+        wa = emc_nn_sxtb16_ror8(a);
+        wb = emc_nn_sxtb16_ror8(b);
+        x = emc_nn_sxtab16_ror8(offset2, p);
+        s00 = __smlad(wa, x, s00);
+        s10 = __smlad(wb, x, s10);
+        x = emc_nn_sxtab16_ror8(offset2, q);
+        s01 = __smlad(wa, x, s01);
+        s11 = __smlad(wb, x, s11);
     }
-    *acc0 = s0;
-    *acc1 = s1;
+    acc[0] = (uint32_t)s00;
+    acc[1] = (uint32_t)s01;
+    acc[2] = (uint32_t)s10;
+    acc[3] = (uint32_t)s11;
+#endif
+    uint32_t t00 = acc[0];
+    uint32_t t01 = acc[1];
+    uint32_t t10 = acc[2];
+    uint32_t t11 = acc[3];
+    for (; i < n; i++)
+    {
+        const int32_t a = w0[i];
+        const int32_t b = w1[i];
+        const int32_t p = x0[i] + x_offset;
+        const int32_t q = x1[i] + x_offset;
+        t00 += (uint32_t)(a * p);
+        t01 += (uint32_t)(a * q);
+        t10 += (uint32_t)(b * p);
+        t11 += (uint32_t)(b * q);
+    }
+    acc[0] = t00;
+    acc[1] = t01;
+    acc[2] = t10;
+    acc[3] = t11;
 }
 
 /* The im2col columns of the convolution are int16. For the DSP code every complete group of four is stored
@@ -226,6 +261,66 @@ static inline void emc_nn_dot_s8_s16_x2c(const int8_t *w,
     }
     *acc0 = t0;
     *acc1 = t1;
+}
+
+/* The 2x2 block: acc[0] += w0 . c0, acc[1] += w0 . c1, acc[2] += w1 . c0, acc[3] += w1 . c1 (two weight rows
+ * against two im2col columns): every load serves two multiply-accumulates. */
+static inline void emc_nn_dot_s8_s16_2x2(const int8_t *w0,
+                                         const int8_t *w1,
+                                         const int16_t *c0,
+                                         const int16_t *c1,
+                                         int32_t n,
+                                         uint32_t acc[4])
+{
+    int32_t i = 0;
+#if EMC_NN_DSP
+    int32_t s00 = (int32_t)acc[0];
+    int32_t s01 = (int32_t)acc[1];
+    int32_t s10 = (int32_t)acc[2];
+    int32_t s11 = (int32_t)acc[3];
+    for (; i + 4 <= n; i += 4)
+    {
+        const int32_t a = emc_nn_load32(w0 + i);
+        const int32_t b = emc_nn_load32(w1 + i);
+        const int32_t a02 = __sxtb16(a);
+        const int32_t b02 = __sxtb16(b);
+        int32_t c = emc_nn_load32(c0 + i);
+        s00 = __smlad(a02, c, s00);
+        s10 = __smlad(b02, c, s10);
+        c = emc_nn_load32(c1 + i);
+        s01 = __smlad(a02, c, s01);
+        s11 = __smlad(b02, c, s11);
+        const int32_t a13 = emc_nn_sxtb16_ror8(a);
+        const int32_t b13 = emc_nn_sxtb16_ror8(b);
+        c = emc_nn_load32(c0 + i + 2);
+        s00 = __smlad(a13, c, s00);
+        s10 = __smlad(b13, c, s10);
+        c = emc_nn_load32(c1 + i + 2);
+        s01 = __smlad(a13, c, s01);
+        s11 = __smlad(b13, c, s11);
+    }
+    acc[0] = (uint32_t)s00;
+    acc[1] = (uint32_t)s01;
+    acc[2] = (uint32_t)s10;
+    acc[3] = (uint32_t)s11;
+#endif
+    uint32_t t00 = acc[0];
+    uint32_t t01 = acc[1];
+    uint32_t t10 = acc[2];
+    uint32_t t11 = acc[3];
+    for (; i < n; i++)
+    {
+        const int32_t a = w0[i];
+        const int32_t b = w1[i];
+        t00 += (uint32_t)(a * c0[i]);
+        t01 += (uint32_t)(a * c1[i]);
+        t10 += (uint32_t)(b * c0[i]);
+        t11 += (uint32_t)(b * c1[i]);
+    }
+    acc[0] = t00;
+    acc[1] = t01;
+    acc[2] = t10;
+    acc[3] = t11;
 }
 
 /* acc += w . c: one int8 weight row against one int16 im2col column (same order as above). */
