@@ -174,6 +174,7 @@ def conv_registers(
     pad_value: int = 0,
     weight_bits: int = 8,
     load_bytes: int | None = None,
+    oc_per_load: int | None = None,
     arg_x: int = 0,
     shr_x: int = 0,
     arg_w: int = 0,
@@ -185,6 +186,7 @@ def conv_registers(
     in_shape is (channels, height, width); the output size follows from the pool type. Weights are
     split into loads as nncase does (docs §3.7): whole output kernels per load, at most `load_bytes`
     (default 30 KiB for 8-bit, 60 KiB for 16-bit weights); a depthwise layer uses one load.
+    `oc_per_load` overrides the split (e.g. to reproduce Maix-EMC's 72 KiB rule).
     The three runtime-patched addresses, int_en and send_data_out are 0 (the SDK sets them)."""
     ic, h, w = (int(v) for v in in_shape)
     oc = int(out_channels)
@@ -200,15 +202,21 @@ def conv_registers(
     if min(ic, oc, h, w, oh, ow) < 1:
         raise EmcError(f"K210_CONV shapes {in_shape} -> {oc} channels, pool {pool_type}: empty map")
     wbytes = weight_bits // 8
-    if depthwise:
-        per_load, para_size, loads = oc, kernel * kernel * oc * wbytes, 1
+    per_kernel = kernel * kernel * (1 if depthwise else ic) * wbytes
+    if oc_per_load is not None:
+        per_load = int(oc_per_load)
+        if not 1 <= per_load <= oc:
+            raise EmcError(f"K210_CONV oc_per_load {per_load}: must be 1..{oc}")
+    elif depthwise:
+        per_load = oc
     else:
-        per_oc = kernel * kernel * ic * wbytes
         budget = DEFAULT_LOAD_BYTES[weight_bits] if load_bytes is None else int(load_bytes)
-        per_load = min(oc, budget // per_oc)
+        per_load = min(oc, budget // per_kernel)
         if per_load < 1:
-            raise EmcError(f"K210_CONV: one output kernel ({per_oc} bytes) exceeds the {budget}-byte load")
-        loads, para_size = -(-oc // per_load), per_oc * per_load
+            raise EmcError(
+                f"K210_CONV: one output kernel ({per_kernel} bytes) exceeds the {budget}-byte load"
+            )
+    loads, para_size = -(-oc // per_load), per_kernel * per_load
     if loads > MAX_LOADS or para_size > MAX_PARA_SIZE:
         raise EmcError(
             f"K210_CONV: {loads} weight loads of {para_size} bytes; the KPU allows at most "

@@ -19,9 +19,18 @@ import numpy as np
 
 from ..errors import EmcError, FormatError
 from .access import input_access, layer_access, lowest_kpu_line
-from .format import BY_CODE, K210_SRAM_BYTES, KMODEL_VERSION, KPU_RAM_LINES, RUNTIME_NAMES, RUNTIMES
+from .format import (
+    ACT_TABLE_SIZE,
+    BY_CODE,
+    K210_SRAM_BYTES,
+    KMODEL_VERSION,
+    KPU_RAM_LINES,
+    REGISTERS_SIZE,
+    RUNTIME_NAMES,
+    RUNTIMES,
+)
 from .layout import POOL_TYPES, ConvGeometry, pooled_size, row_layout
-from .writer import plan
+from .writer import CONV_BODY_SIZE, plan
 
 MIN_X_START = -(1 << 35)
 
@@ -43,7 +52,7 @@ def check(km, runtime: str | None = "sdk") -> list[str]:
     if not km.layers:
         return problems
     _runtime(km, runtime, problems)
-    _alignment(km, problems)
+    _placement(km, problems)
     for i, layer in enumerate(km.layers):
         where = f"layer {i} ({layer.name})"
         if layer.type.tail == "conv":
@@ -54,7 +63,7 @@ def check(km, runtime: str | None = "sdk") -> list[str]:
     return problems
 
 
-# ---- header, runtime, alignment ------------------------------------------------------------------------
+# ---- header, runtime, placement ------------------------------------------------------------------------
 
 
 def _header(km, p: list[str]) -> None:
@@ -107,27 +116,42 @@ def _runtime(km, runtime: str | None, p: list[str]) -> None:
             p.append(f"layer {i} ({layer.name}): not executed by {RUNTIME_NAMES[runtime]}{need} (§2.1)")
 
 
-def _alignment(km, p: list[str]) -> None:
+def _placement(km, p: list[str]) -> None:
+    """Body alignment, and each conv payload block aligned, inside its own body, not overlapping."""
     try:
         placed = plan(km)
-    except EmcError as exc:  # an unserializable model: report why instead of checking alignment
+    except EmcError as exc:  # an unserializable model: report why instead of checking placement
         p.append(f"model cannot be serialized: {exc}")
         return
-    for i, ((start, _), conv) in enumerate(zip(placed.bodies, placed.conv_offsets, strict=True)):
-        where = f"layer {i} ({km.layers[i].name})"
+    names = ("registers", "weights", "batch-norm table", "activation table")
+    for i, ((start, size), conv) in enumerate(zip(placed.bodies, placed.conv_offsets, strict=True)):
+        layer = km.layers[i]
+        where = f"layer {i} ({layer.name})"
         if start % 4:
             p.append(
                 f"{where}: body at file offset {start} is not 4-byte aligned (fields are read as u32; §1.5)"
             )
-        if conv:
-            for name, off, need in zip(
-                ("registers", "weights", "batch-norm table", "activation table"),
-                conv,
-                (8, 128, 128, 128),
-                strict=True,
-            ):
-                if off % need:
-                    p.append(f"{where}: {name} at file offset {off} is not {need}-byte aligned (§3.2)")
+        if not conv:
+            continue
+        g = layer.geometry
+        sizes = (
+            REGISTERS_SIZE,
+            g.weight_count * km.weight_dtype.itemsize,
+            8 * g.out_channels,
+            ACT_TABLE_SIZE,
+        )
+        blocks = sorted(zip(conv, sizes, names, strict=True))
+        for name, off, need in zip(names, conv, (8, 128, 128, 128), strict=True):
+            if off % need:
+                p.append(f"{where}: {name} at file offset {off} is not {need}-byte aligned (§3.2)")
+        for k, (off, n, name) in enumerate(blocks):
+            if off < start + CONV_BODY_SIZE or off + n > start + size:
+                p.append(
+                    f"{where}: {name} [{off}, {off + n}) lies outside the layer's body "
+                    f"[{start + CONV_BODY_SIZE}, {start + size}) (§3.2)"
+                )
+            if k and blocks[k - 1][0] + blocks[k - 1][1] > off:
+                p.append(f"{where}: {blocks[k - 1][2]} and {name} overlap in the file (§3.2)")
 
 
 # ---- K210_CONV --------------------------------------------------------------------------------------------

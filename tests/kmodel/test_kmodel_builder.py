@@ -22,10 +22,11 @@ from emcgen.kmodel import (
 from emcgen.kmodel.format import pack
 
 
-def recipe_for(conv):
+def recipe_for(conv, **extra):
     g, r = conv.geometry, conv.regs
     cv = r.conv_value
     return conv_registers(
+        **extra,
         in_shape=g.in_shape,
         out_channels=g.out_channels,
         kernel=g.kernel,
@@ -55,6 +56,11 @@ def test_register_recipe_on_maix_emc_differs_only_in_load_split_and_send_data_ou
         mine, theirs = pack(recipe_for(conv)), pack(conv.regs)
         differ = {k for k in range(12) if mine[8 * k : 8 * k + 8] != theirs[8 * k : 8 * k + 8]}
         assert differ <= {2, 5, 11}  # o_ch_num_coef / load_time+para_size (Maix-EMC's 72 KiB rule), DMA flag
+        # with Maix-EMC's split given explicitly only send_data_out (set from flags by the SDK) differs
+        split = conv.regs.image_channel_num.o_ch_num_coef + 1
+        mine = pack(recipe_for(conv, oc_per_load=split))
+        differ = {k for k in range(12) if mine[8 * k : 8 * k + 8] != theirs[8 * k : 8 * k + 8]}
+        assert differ <= {11} and (differ == {11}) == bool(conv.regs.dma_parameter.send_data_out)
 
 
 def test_yolo_rebuilt_from_scratch_is_the_nncase_file():

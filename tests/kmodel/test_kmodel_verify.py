@@ -137,3 +137,43 @@ def test_verify_raises_the_first_problem():
     km = td.model("cifar_hw")
     with pytest.raises(FormatError, match=r"^layer 5 \(QUANTIZED_TENSORFLOW_FLATTEN\): not executed"):
         verify(km)
+
+
+def test_conv_payload_outside_its_body():
+    raw = bytearray(td.data("cifar_hw"))
+    raw[108 + 20 : 108 + 24] = (1536).to_bytes(4, "little")  # layer 0 act_offset: into layer 1's body
+    problems = check(load(bytes(raw)), runtime=None)
+    one(
+        problems,
+        "layer 0 (K210_CONV): activation table [1536, 1680) lies outside the layer's body [132, 1552)",
+    )
+
+
+def test_quantized_add_rounding_must_fit_the_main_buffer():
+    import numpy as np
+
+    from emcgen.kmodel import assemble, fully_connected, layer
+
+    fc = fully_connected(0, 64, np.eye(9, dtype=np.float32))
+    q = layer("QUANTIZE", main_mem_in_address=64, mem_out_address=0, count=9, quant_param=(1.0, 0.0))
+    add = layer(
+        "QUANTIZED_ADD",
+        main_mem_in_a_address=0,
+        main_mem_in_b_address=0,
+        main_mem_out_address=100,
+        count=9,
+        in_a_offset=0,
+        in_a_mul=1,
+        in_a_shift=0,
+        in_b_offset=0,
+        in_b_mul=1,
+        in_b_shift=0,
+        out_offset=0,
+        out_mul=1,
+        out_shift=0,
+    )
+    km = assemble([fc, q, add], [(100, 9)], main_mem_usage=109)
+    # 9 elements are processed as 16: reads [0, 16) and writes [100, 116)
+    one(check(km), "layer 2 (QUANTIZED_ADD): writes main-buffer bytes [100, 116), past main_mem_usage 109")
+    km.main_mem_usage = 116
+    assert check(km) == []
