@@ -199,7 +199,12 @@ def concat(m, layer):
         parts.append(part)
         pos += r.size
     out = np.concatenate(parts) if parts else np.zeros(0, np.uint8)
-    m.note(b.main_mem_out_address, out.size, np.uint8, (out.size,))
+    dtypes = {m.dtype_at(r.start) for r in layer.inputs}
+    dtype = dtypes.pop() if len(dtypes) == 1 else np.dtype(np.uint8)  # bytes are bytes; keep a common type
+    if out.size % dtype.itemsize:
+        dtype = np.dtype(np.uint8)
+    out = out.view(dtype)
+    m.note(b.main_mem_out_address, out.nbytes, dtype, (out.size,))
     return out
 
 

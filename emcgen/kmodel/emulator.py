@@ -91,6 +91,13 @@ class Machine:
         self.written[addr] = (np.dtype(dtype), tuple(shape))
         self.last_main = addr
 
+    def dtype_at(self, addr: int) -> np.dtype:
+        """dtype of the tensor last written over byte `addr` (uint8 when unknown)."""
+        for start, (dtype, shape) in self.written.items():
+            if start <= addr < start + int(np.prod(shape)) * dtype.itemsize:
+                return dtype
+        return np.dtype(np.uint8)
+
     def shape_of(self, addr: int, count: int) -> tuple[int, ...]:
         """The shape last written at addr when it has `count` elements, else (count,)."""
         found = self.written.get(addr)
