@@ -83,7 +83,9 @@ class K210ProjectTarget(Target):
     def build(self, ctx: BuildContext, out: Path) -> Report:
         from .kmodel_target import build_kmodel
         kb = build_kmodel(ctx)
-        return render_project(kb, out, ctx.options, source=ctx.source)
+        report = render_project(kb, out, ctx.options, source=ctx.source)
+        ctx.log(f"k210: SRAM {report.extra['k210']['sram_fit']}")
+        return report
 
 
 # The class stays importable as TARGET_CLASS; the registry name K210ProjectTarget exists only once the kmodel
@@ -365,9 +367,6 @@ def sdk_facts(km) -> dict[str, Any]:
         notes.append(f"This kmodel contains {', '.join(unsupported)}, which the official SDK's kpu.c does not "
                      "implement (it asserts \"Layer is not supported\"): run it with a kpu.c that implements it "
                      "(e.g. Maix-EMC's patched driver) or MaixPy; the build itself works with any SDK version.")
-    if fc_act:
-        notes.append("A FULLY_CONNECTED layer has a fused activation: SDK V0.5.6 ignores it (wrong results); "
-                     "use V0.5.7 or develop.")
     return {"first_layer": names[0], "last_layer": names[-1], "layers": names,
             "unsupported": unsupported, "fc_activation": fc_act, "notes": notes}
 
@@ -411,7 +410,8 @@ def _report(kb, memory: dict[str, int], sdk: dict[str, Any], notes: list[str], n
         "project": name,
         "sram_fit": f"fits: {memory['sram_needed_bytes']:,} of {SRAM_BYTES:,} bytes of SRAM "
                     f"({memory['sram_free_bytes']:,} free, firmware/stack reserve included)",
-        "sdk_notes": sdk["notes"] + notes,
+        "sdk_notes": sdk["notes"] + (["a FULLY_CONNECTED layer has a fused activation, which SDK V0.5.6 ignores: "
+                                      "use V0.5.7 or develop"] if sdk["fc_activation"] else []) + notes,
         "layers": sdk["layers"],
     }
     return report
