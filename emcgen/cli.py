@@ -149,21 +149,33 @@ def _run_graph(model: Path, x_path: Path, dataset_func: str) -> dict[str, np.nda
     return dict(zip(graph.outputs, interpreter.predict(graph, x.astype(np.float32)), strict=True))
 
 
+def kmodel_input_shape(km) -> tuple[int, ...]:
+    """What the first layer reads: (H, W, C) uint8 pixels, or (N,) floats for a FULLY_CONNECTED first layer."""
+    first = km.layers[0]
+    if first.type.name == "FULLY_CONNECTED":
+        return (int(first.body.in_channels),)
+    if first.type.tail != "conv":
+        raise EmcError(f"the first layer is {first.name}; kmodels start with K210_CONV or FULLY_CONNECTED")
+    c, h, w = first.geometry.in_shape
+    return (h, w, c)
+
+
 def _run_kmodel(model: Path, x_path: Path) -> dict[str, np.ndarray]:
     from . import kmodel
-    from .kmodel import emulator
     km = kmodel.load(model)
-    samples: list = []
-    if x_path.suffix.lower() == ".bin":
+    shape = kmodel_input_shape(km)
+    suffix = x_path.suffix.lower()
+    if suffix == ".bin":
         samples = [x_path.read_bytes()]
-    elif x_path.suffix.lower() == ".npy":
+    elif suffix == ".npy":
         x = np.load(x_path)
-        shape = emulator.input_shape(km)
         samples = [x] if x.ndim == len(shape) else list(x)
+    elif len(shape) == 1:
+        raise EmcError(f"{model}: the first layer reads {shape[0]} floats; give a .npy or a .bin, not an image")
     else:
         from . import datasets
-        samples = [datasets.load_image_uint8(x_path, emulator.input_shape(km))]
-    results = [emulator.run(km, s) for s in samples]
+        samples = [datasets.load_image_uint8(x_path, shape)]
+    results = [kmodel.run(km, s) for s in samples]
     return {f"output_{i}": np.stack([r[i] for r in results]) for i in range(len(results[0]))}
 
 

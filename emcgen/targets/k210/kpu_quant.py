@@ -247,6 +247,65 @@ def _inverse(g, y, lo, hi) -> float:
     return 0.5 * (a + b)
 
 
+# ---- weight rounding -------------------------------------------------------------------------------------------
+def input_patches(x: np.ndarray, k: int, max_rows: int = 4096, seed: int = 0) -> np.ndarray:
+    """im2col rows (N*H*W, k*k, C) of float input maps (N, H, W, C) on the KPU's stride-1 'same' grid.
+
+    The KPU pads 3x3 maps by one pixel of real zero (pad_value = input zero point), so do we. At most
+    max_rows rows, chosen with a fixed seed, keep the cost independent of the map size.
+    """
+    x = np.asarray(x, np.float32)
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    n, h, w, c = x.shape
+    rows = np.stack([xp[:, i:i + h, j:j + w, :] for i in range(k) for j in range(k)], axis=3)
+    rows = rows.reshape(n * h * w, k * k, c)
+    if rows.shape[0] > max_rows:
+        rows = rows[np.random.default_rng(seed).choice(rows.shape[0], max_rows, replace=False)]
+    return rows
+
+
+def optimize_rounding(w: np.ndarray, scale: np.ndarray, q: np.ndarray, gram: np.ndarray, qmax: int,
+                      passes: int = 8) -> np.ndarray:
+    """Choose round-up or round-down per weight to minimize E[(dw . x)^2] over the calibration inputs.
+
+    w, q: (O, K) float weights and their integer codes (nearest rounding to start with); gram: (K, K)
+    E[x x^T] shared by all output channels, or (O, K, K) per channel (depthwise). Greedy coordinate
+    descent (the idea of AdaRound, without learning): a code moves by one step only toward the other
+    neighbour of its float value, and only when that lowers the expected squared output error. The
+    objective includes the mean, so the systematic (bias) error shrinks too.
+    """
+    q = q.astype(np.int64).copy()
+    s = scale[:, None]
+    e = w - q * s                                            # residual, real units
+    per_channel = gram.ndim == 3
+    g = np.einsum("ok,okj->oj", e, gram) if per_channel else e @ gram
+    diag = np.einsum("okk->ok", gram) if per_channel else np.broadcast_to(np.diag(gram), e.shape)
+    O, K = q.shape
+    rows = np.arange(O)
+    for _ in range(passes):
+        changed = False
+        for i in range(K):
+            t = np.sign(g[:, i])                              # direction that lowers the error
+            delta = -2 * scale * np.abs(g[:, i]) + scale ** 2 * diag[:, i]
+            new_e = e[:, i] - t * scale
+            ok = (delta < -1e-12 * scale ** 2) & (np.abs(new_e) < scale) & (np.abs(q[:, i] + t) <= qmax) & (t != 0)
+            if not ok.any():
+                continue
+            changed = True
+            o = rows[ok]
+            step = (t * scale)[ok]
+            q[o, i] += t[ok].astype(np.int64)
+            e[o, i] = new_e[ok]
+            if per_channel:
+                g[o] -= step[:, None] * gram[o, i, :]
+            else:
+                g[o] -= step[:, None] * gram[i][None, :]
+        if not changed:
+            break
+    return q
+
+
 # ---- the whole layer ------------------------------------------------------------------------------------------
 def _curve_function(name: str):
     if name == "sigmoid":
@@ -261,13 +320,16 @@ def _curve_function(name: str):
 
 def kpu_conv_params(weights: np.ndarray, bias: np.ndarray | None, in_q: UQuant, out_q: UQuant, *,
                     depthwise: bool, activation: str | None = None, alpha: float = 0.2,
-                    weight_bits: int = 8, pre_range: tuple[float, float] | None = None) -> KpuConvParams:
+                    weight_bits: int = 8, pre_range: tuple[float, float] | None = None,
+                    calib_inputs: np.ndarray | None = None) -> KpuConvParams:
     """Quantize one KPU convolution.
 
     weights: float HWIO (KH, KW, C_IN, C_OUT), or (KH, KW, C, 1) for depthwise.
     in_q/out_q: uint8 quantization of the input map and of the (activated) output map.
     pre_range: calibrated range of the pre-activation value, needed for sigmoid/tanh tables only
         (defaults to the inverse of the output range).
+    calib_inputs: float input maps (N, H, W, C) from the calibration set; when given, weight rounding is
+        optimized for them (optimize_rounding) and the remaining mean error is folded into the bias.
     """
     if weight_bits not in (8, 16):
         raise UnsupportedError(f"KPU weights are 8 or 16 bits, not {weight_bits}")
@@ -285,9 +347,23 @@ def kpu_conv_params(weights: np.ndarray, bias: np.ndarray | None, in_q: UQuant, 
     absmax = np.abs(per_out).max(axis=1)
     sw = np.where(absmax > 0, absmax / qmax, 1.0)
     wq_signed = np.clip(np.round(per_out / sw[:, None]), -qmax, qmax)
+    b = np.zeros(cout) if bias is None else np.asarray(bias, np.float64).reshape(cout).copy()
+    if calib_inputs is not None:
+        patches = input_patches(calib_inputs, kh).astype(np.float64)        # (R, k*k, C)
+        if depthwise:
+            xc = patches.transpose(2, 0, 1)                                  # (C, R, k*k)
+            gram = np.einsum("crk,crj->ckj", xc, xc) / xc.shape[1]
+            mean = xc.mean(axis=1)                                           # (C, k*k)
+        else:
+            flat = patches.transpose(0, 2, 1).reshape(patches.shape[0], -1)  # [c][ky][kx] order
+            gram = flat.T @ flat / flat.shape[0] if flat.shape[1] <= 4608 else None
+            mean = flat.mean(axis=0)
+        if gram is not None:
+            wq_signed = optimize_rounding(per_out, sw, wq_signed, gram, qmax).astype(np.float64)
+        dw = per_out - wq_signed * sw[:, None]                               # what the rounding lost
+        b += (dw * mean).sum(axis=1)                                         # bias correction, per channel
     wq = (wq_signed + zw).astype(np.uint8 if weight_bits == 8 else np.uint16).reshape(w_oc.shape)
     sum_w = wq_signed.sum(axis=1)                                 # sum over the whole kernel of (W - zw)
-    b = np.zeros(cout) if bias is None else np.asarray(bias, np.float64).reshape(cout)
 
     sx, zx = in_q.scale, in_q.zero_point
     pad_value = int(min(max(round(zx), 0), 255))
