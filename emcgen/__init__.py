@@ -3,6 +3,11 @@
 Converts TensorLayer, Keras and TFLite models into kmodel v3 files for the Kendryte K210 KPU, Kendryte
 standalone-SDK C projects, and STM32 / CMSIS-NN C projects. Importing emcgen never imports TensorFlow;
 only the TensorLayer and Keras frontends do, when they are used.
+
+    import emcgen
+    emcgen.save_kmodel(net, "model.kmodel", "dataset_dir")          # the seed's API
+    from emcgen.convert import convert
+    report = convert("model.h5", "stm32", "out/project", dataset="dataset_dir")
 """
 from __future__ import annotations
 
@@ -10,19 +15,13 @@ __version__ = "0.1.0"
 
 from .errors import EmcError  # noqa: E402
 
-__all__ = ["EmcError", "__version__", "load_model", "save_kmodel", "convert"]
+__all__ = ["EmcError", "__version__", "load_model", "save_kmodel"]
 
 
 def load_model(source, **kwargs):
     """Read a model (file path or in-memory TensorLayer/Keras object) into the IR; see emcgen.frontends."""
     from .frontends import load_model as _load
     return _load(source, **kwargs)
-
-
-def convert(model, target: str, out, **kwargs):
-    """Convert a model for a target ('kmodel', 'k210', 'stm32', ...); see emcgen.convert."""
-    from .convert import convert as _convert
-    return _convert(model, target, out, **kwargs)
 
 
 def save_kmodel(network, filepath, dataset_dir, dataset_func="img_0_1", quant_func="minmax",

@@ -85,11 +85,17 @@ def _concat(b, inputs):
 
 def _pool(item):
     def access(b):
-        # the SDK walks out_shape.channels input channels of in_shape size
-        n_in = b.in_shape.width * b.in_shape.height * b.out_shape.channels
-        n_out = b.out_shape.width * b.out_shape.height * b.out_shape.channels
+        # the SDK walks out_shape.channels input channels of in_shape size; windows are clipped to the
+        # input, so the last byte read is that of the last window's bottom-right in-bounds pixel (a
+        # subsampling pool whose input address is shifted by a phase reads no further than that)
+        w, h = b.in_shape.width, b.in_shape.height
+        c = b.out_shape.channels
+        n_out = b.out_shape.width * b.out_shape.height * c
+        y_last = min(h, (b.out_shape.height - 1) * b.stride_height - b.padding_height + b.kernel_height) - 1
+        x_last = min(w, (b.out_shape.width - 1) * b.stride_width - b.padding_width + b.kernel_width) - 1
+        end = ((c - 1) * h * w + max(y_last, 0) * w + max(x_last, 0) + 1) if n_out else 0
         return _rw(
-            [(b.main_mem_in_address, b.main_mem_in_address + item * n_in)],
+            [(b.main_mem_in_address, b.main_mem_in_address + item * end)],
             [(b.main_mem_out_address, b.main_mem_out_address + item * n_out)],
         )
 

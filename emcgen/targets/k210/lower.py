@@ -253,6 +253,11 @@ class Lowering:
     def lower_conv2d(self, op: Op):
         w = self.g.const(op.inputs[1])
         b = self.g.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+        _, h, wd, _ = self.g.tensors[op.inputs[0]].shape
+        if w.shape[:2] == (1, 1) and h == wd == 1 and tuple(op.attrs.get("stride", (1, 1))) == (1, 1):
+            # a 1x1 conv on a 1x1 map (a classifier after global pooling) is a fully connected layer
+            self._fully_connected(op, op.inputs[0], w.reshape(w.shape[2], w.shape[3]), b)
+            return
         self._conv(op, w, b, depthwise=False)
 
     def lower_depthwise_conv2d(self, op: Op):
@@ -371,10 +376,13 @@ class Lowering:
 
     # ---- CPU layers -----------------------------------------------------------------------------------------
     def lower_dense(self, op: Op):
+        b = self.g.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+        self._fully_connected(op, op.inputs[0], self.g.const(op.inputs[1]), b)
+
+    def _fully_connected(self, op: Op, x: str, w: np.ndarray, b):
+        """FULLY_CONNECTED (float32) with weights (IN, OUT) whose rows follow the NHWC flatten order."""
         g = self.g
-        x = op.inputs[0]
-        w = g.const(op.inputs[1]).astype(np.float32)          # (IN, OUT), IN in NHWC flatten order
-        b = g.const(op.inputs[2]) if len(op.inputs) > 2 and op.inputs[2] else None
+        w = np.asarray(w, np.float32)
         src = x
         prod = g.producer(x)
         if prod is not None and prod.type == "reshape" and len(g.tensors[prod.inputs[0]].shape) == 4:
