@@ -82,7 +82,7 @@ def test_cifar10_file_matches_readme_and_tensorlayer(tl):
     n = Flatten(name="flatten")(n)
     n = Dense(16, act=tf.nn.relu, name="denserelu")(n)
     n = Dense(10, name="output")(n)
-    model = tl.models.Model(inputs=ni, outputs=n, name="cnn")
+    model = tl.models.Model(inputs=ni, outputs=n, name="cnn_frontend_test")
     with h5py.File(path, "r") as f:
         for layer in model.all_layers:
             if layer.all_weights:
