@@ -79,12 +79,22 @@ def toolchain_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("case", ["cifar", "yolo"])
+def mnist_project(out: Path):
+    """The bundled example through the whole pipeline (emcgen.convert), as `make demo` does."""
+    from emcgen.convert import convert
+    example = Path(__file__).resolve().parents[2] / "examples" / "mnist"
+    return convert(str(example / "mnist_cnn.h5"), "k210", out, dataset=str(example / "calibration"),
+                   log=lambda *a, **k: None)
+
+
+@pytest.mark.parametrize("case", ["cifar", "yolo", "mnist"])
 def test_full_build_with_the_readme_commands(case, toolchain_env, tmp_path):
     support.tool("cmake")
-    kb = cifar_build() if case == "cifar" else yolo_build()
     out = tmp_path / f"{case}_k210"
-    report = k210.render_project(kb, out, {})
+    if case == "mnist":
+        report = mnist_project(out)
+    else:
+        report = k210.render_project(cifar_build() if case == "cifar" else yolo_build(), out, {})
     r = run_block(readme_block(out, "build"), out, toolchain_env)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     elf, binary, lmap = (out / "build" / f"{case}_k210{ext}" for ext in (".elf", ".bin", ".map"))
