@@ -112,9 +112,8 @@ def test_project_files(project):
 
 
 def test_target_registered_with_options():
-    tgt = k210.TARGET_CLASS()
-    if hasattr(k210, "K210ProjectTarget"):
-        assert type(get_target("k210")) is k210.TARGET_CLASS
+    tgt = get_target("k210")
+    assert type(tgt) is k210.K210ProjectTarget
     assert tgt.name == "k210" and tgt.output_kind == "project" and tgt.summary
     import argparse
     p = argparse.ArgumentParser()

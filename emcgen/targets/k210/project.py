@@ -12,7 +12,6 @@ a model conversion.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 import zlib
 from dataclasses import dataclass
@@ -86,13 +85,6 @@ class K210ProjectTarget(Target):
         report = render_project(kb, out, ctx.options, source=ctx.source)
         ctx.log(f"k210: SRAM {report.extra['k210']['sram_fit']}")
         return report
-
-
-# The class stays importable as TARGET_CLASS; the registry name K210ProjectTarget exists only once the kmodel
-# target does, so that `emcgen targets` and `make demo` list 'k210' as "not built yet" instead of failing.
-TARGET_CLASS = K210ProjectTarget
-if importlib.util.find_spec(f"{__package__}.kmodel_target") is None:
-    del K210ProjectTarget
 
 
 # ---- options -----------------------------------------------------------------------------------------
