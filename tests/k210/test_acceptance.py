@@ -84,8 +84,10 @@ def test_mobilenet_v1_025_top5_unchanged(tmp_path):
     tl = support.module("tensorlayer")
     support.module("tensorflow")
     import tensorflow as tf
+    import tensorlayer.models.core as tl_core
     from frontends.test_tensorlayer_frontend import _mobilenet
     params = list(np.load(support.shared("models", "maix-emc", "mbnetv1_0.25.npz"), allow_pickle=True)["params"])
+    tl_core._global_model_name_set.discard("mobilenetv1_025")   # TensorLayer keeps model names process-wide
     net = _mobilenet(tl, tf, params)
     net.eval()
     tiger = support.shared("models", "maix-emc", "tiger224.bmp")
