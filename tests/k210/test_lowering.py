@@ -218,6 +218,19 @@ def test_fc_first_model_takes_floats(tmp_path):
         np.testing.assert_allclose(got, interpreter.run(g, xi[None])[y][0], rtol=1e-5, atol=1e-5)
 
 
+def test_fully_connected_on_the_kpu_between_add_and_remove_padding(tmp_path):
+    b = G((1, 8, 8, 3))
+    x = b.conv("in", 3, 16)
+    gap = b.op("global_avg_pool", [x])
+    h = b.dense(gap, 16, 32, act="relu")
+    y = b.dense(h, 32, 10)
+    km, report, err = convert_and_compare(b.done(y), tmp_path, options={"fc": "kpu"})
+    names = layer_names(km)
+    assert names.count("K210_ADD_PADDING") == 2 and names.count("K210_REMOVE_PADDING") == 2
+    assert "FULLY_CONNECTED" not in names
+    assert err < 0.05
+
+
 def test_sixteen_bit_weights(tmp_path):
     b = G((1, 16, 16, 3))
     x = b.conv(b.conv("in", 3, 8), 8, 8)

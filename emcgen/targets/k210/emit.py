@@ -68,6 +68,12 @@ def emit(lowered: Lowered, mem: MemoryLayout, weight_bits: int = 8) -> kmodel.KM
             act = kmodel.activation(cp.act.x_start, cp.act.y_mul, cp.act.shift, cp.act.bias)
             main_out = main(p["main_out"]) if p.get("main_out") else None
             layers.append(kmodel.k210_conv(regs, cp.weights, bn, act, main_mem_out_address=main_out))
+        elif k == "add_padding":
+            layers.append(kmodel.layer("K210_ADD_PADDING", main_mem_in_address=main(step.reads[0]),
+                                       kpu_mem_out_address=int(kline[step.writes[0]]), channels=p["channels"]))
+        elif k == "remove_padding":
+            layers.append(kmodel.layer("K210_REMOVE_PADDING", main_mem_in_address=main(step.reads[0]),
+                                       main_mem_out_address=main(step.writes[0]), channels=p["channels"]))
         elif k == "upload":
             c, h, w = B[step.writes[0]].shape
             layers.append(kmodel.layer("K210_UPLOAD", main_mem_in_address=main(step.reads[0]),

@@ -104,7 +104,8 @@ def build_kmodel(ctx: BuildContext) -> KModelBuild:
     affine = _affine(ctx)
     rounding = ctx.options.get("rounding") or "optimized"
     samples = ctx.dataset[:ROUNDING_SAMPLES] if rounding == "optimized" else None
-    lowered = lower(graph, ctx.ranges, affine, weight_bits=weight_bits, samples=samples)
+    fc = ctx.options.get("fc") or "auto"
+    lowered = lower(graph, ctx.ranges, affine, weight_bits=weight_bits, samples=samples, fc=fc)
     mem = plan_memory(lowered)
     km = emit(lowered, mem, weight_bits=weight_bits)
     data = km.to_bytes()
@@ -151,7 +152,7 @@ def build_kmodel(ctx: BuildContext) -> KModelBuild:
                      "kpu_ram_bytes": int(mem.kpu_bytes)}
     report.extra = {
         "layer_columns": ["kpu_in", "kpu_out", "main_out", "max_error_lsb"],
-        "quantization": {"method": ctx.quant, "weight_bits": weight_bits, "rounding": rounding,
+        "quantization": {"method": ctx.quant, "weight_bits": weight_bits, "rounding": rounding, "fc": fc,
                          "input_affine": list(affine),
                          "samples": int(len(samples_f))},
         "accuracy": out_err,
@@ -197,6 +198,9 @@ class KModelTarget(Target):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--weight-bits", type=int, choices=[8, 16], default=8,
                             help="kmodel/k210: KPU weight width (default 8)")
+        parser.add_argument("--fc", choices=["auto", "float", "kpu"], default="auto",
+                            help="kmodel/k210: fully connected layers as float32 CPU layers, as uint8 KPU convs, or "
+                                 "auto (KPU when the float weights exceed 256 KiB; default)")
         parser.add_argument("--rounding", choices=["optimized", "nearest"], default="optimized",
                             help="kmodel/k210: weight rounding: optimized for the calibration data (default) "
                                  "or plain round-to-nearest")

@@ -10,8 +10,10 @@ What runs where:
   with a 1x1 QUANTIZED_MAX_POOL2D whose input address is shifted by the grid's phase. A depthwise
   stride-2 conv (the KPU never pools depthwise layers) defers its left-top select to the 1x1 conv that
   follows it, when there is one (a 1x1 conv commutes with subsampling).
-- Everything else runs on the CPU with the SDK's layer types: dense -> FULLY_CONNECTED (float32; the
-  weights are re-ordered so it reads the channel-major map directly, no flatten layer), add ->
+- dense (and a 1x1 conv on a 1x1 map) -> FULLY_CONNECTED (float32; the weights are re-ordered so it
+  reads the channel-major map directly, no flatten layer), or, for big layers (<= 1024 in and out; option
+  fc=auto|float|kpu), a KPU 1x1 conv on a 4x4 map between K210_ADD_PADDING and K210_REMOVE_PADDING.
+- Everything else runs on the CPU with the SDK's layer types: add ->
   QUANTIZED_ADD, concat (channels) -> QUANTIZED_CONCAT (+ REQUANTIZE tables when scales differ),
   max pool -> QUANTIZED_MAX_POOL2D, average pool / global average pool -> AVERAGE_POOL2D /
   GLOBAL_AVERAGE_POOL2D (float), global max pool -> QUANTIZED_MAX_POOL2D over the whole map, softmax
@@ -47,6 +49,8 @@ MAX_HEIGHT = 256          # nncase maintainer (issue #48): the KPU cannot take t
 MAX_WIDTH = 960           # row_switch_addr has 4 bits: at most 15 lines of 64 bytes per row
 MIN_MAP = 4               # maps smaller than 4x4 are not supported natively (nncase #533)
 POOL_CODES = {("max", 2): 1, ("avg", 2): 2, ("max", 4): 3, ("avg", 4): 4}
+FC_FLOAT_LIMIT = 256 * 1024      # fc='auto': float weights bigger than this go to the KPU as uint8
+LINEAR_FAMILY_AND_CURVES = (None, "", "linear", "relu", "relu6", "leaky_relu", "sigmoid", "tanh")
 
 
 @dataclass
@@ -98,7 +102,10 @@ def chw(shape) -> tuple[int, int, int]:
 class Lowering:
     """Walks the graph once; keeps, per IR tensor, the buffers that hold it (by kind)."""
 
-    def __init__(self, graph: Graph, ranges, input_affine, weight_bits: int = 8, samples=None):
+    def __init__(self, graph: Graph, ranges, input_affine, weight_bits: int = 8, samples=None, fc: str = "auto"):
+        if fc not in ("auto", "float", "kpu"):
+            raise UnsupportedError(f"fc mode {fc!r}: use auto, float or kpu")
+        self.fc_mode = fc
         self.g = graph
         self.samples = samples
         self._acts = None
@@ -394,6 +401,9 @@ class Lowering:
             # the map channel-major: index c*H*W + y*W + x
             idx = np.arange(h * wd * c).reshape(h, wd, c).transpose(2, 0, 1).reshape(-1)
             w = w[idx]
+        if self._fc_on_kpu(op, w):
+            self._kpu_fully_connected(op, src, w, b)
+            return
         in_buf = self.need(src, "f32")
         act = op.attrs.get("activation")
         act_code = {None: 0, "": 0, "linear": 0, "relu": 1, "relu6": 2}.get(act)
@@ -409,6 +419,44 @@ class Lowering:
             self.notes.append(f"{op.name}: FULLY_CONNECTED applies its activation only in SDKs newer than V0.5.6")
         if post is not None:
             self._activation_on(out, op.outputs[0], post, op.attrs.get("alpha", 0.2), op)
+
+    def _fc_on_kpu(self, op: Op, w: np.ndarray) -> bool:
+        """The fc option: 'float' (exact FULLY_CONNECTED), 'kpu' (uint8 weights, 1x1 conv on a 4x4 map, as
+        nncase does) or 'auto' (KPU when the float weights would take more than FC_FLOAT_LIMIT bytes)."""
+        n_in, n_out = w.shape
+        fits = n_in <= MAX_CHANNELS and n_out <= MAX_CHANNELS
+        act = op.attrs.get("activation")
+        if self.fc_mode == "float" or not fits or act not in LINEAR_FAMILY_AND_CURVES:
+            if self.fc_mode == "kpu" and not fits:
+                self.notes.append(f"{op.name}: {n_in}->{n_out} does not fit one KPU layer (<= {MAX_CHANNELS}); "
+                                  "kept as a float FULLY_CONNECTED")
+            return False
+        return self.fc_mode == "kpu" or w.size * 4 > FC_FLOAT_LIMIT
+
+    def _kpu_fully_connected(self, op: Op, src: str, w: np.ndarray, b):
+        """uint8 FC on the KPU: K210_ADD_PADDING puts the vector as pixel (0,0) of a 4x4 map, a 1x1 conv
+        computes it (the other 15 pixels hold stale data and are never read), K210_REMOVE_PADDING takes
+        pixel (0,0) of every output channel back out of the conv's main-memory copy."""
+        n_in, n_out = w.shape
+        y = op.outputs[0]
+        vec = self.need(src, "u8")
+        in_q = self.buffers[vec].quant
+        padded = self.new_buffer("kpu", (n_in, 4, 4), "", in_q, hint=f"{y}/padded_in")
+        self.emit("add_padding", [vec], [padded], [op.name], channels=n_in)
+        out_q = self.q(y)
+        samples = self.float_values(src)
+        calib = None if samples is None else samples.reshape(samples.shape[0], 1, 1, n_in)
+        params = kpu_conv_params(w.reshape(1, 1, n_in, n_out), b, in_q, out_q, depthwise=False,
+                                 activation=op.attrs.get("activation"), alpha=op.attrs.get("alpha", 0.2),
+                                 weight_bits=self.weight_bits, calib_inputs=calib)
+        self.notes += [f"{op.name}: {n}" for n in params.notes]
+        out_kpu = self.new_buffer("kpu", (n_out, 4, 4), "", out_q, hint=f"{y}/padded_out")
+        full = self.new_buffer("u8", (n_out, 4, 4), "", out_q, hint=f"{y}/padded_out")
+        step = self.emit("conv", [padded], [out_kpu, full], [op.name], conv=params, in_shape=(n_in, 4, 4),
+                         out_shape=(n_out, 4, 4), kernel=1, depthwise=False, pool_type=0, main_out=full)
+        self.producer_step[out_kpu] = step
+        out = self.new_buffer("u8", (n_out, 1, 1), y, out_q)
+        self.emit("remove_padding", [full], [out], [op.name], channels=n_out)
 
     def lower_activation(self, op: Op):
         x, y = op.inputs[0], op.outputs[0]
@@ -563,7 +611,7 @@ class Lowering:
 SUPPORTED = {name[len("lower_"):] for name in dir(Lowering) if name.startswith("lower_")}
 
 
-def lower(graph: Graph, ranges, input_affine, weight_bits: int = 8, samples=None) -> Lowered:
+def lower(graph: Graph, ranges, input_affine, weight_bits: int = 8, samples=None, fc: str = "auto") -> Lowered:
     """Lower a canonical float graph (after emcgen.passes) with calibrated ranges.
 
     samples: float calibration inputs (N, H, W, C); when given, every KPU conv's weight rounding is
@@ -571,4 +619,4 @@ def lower(graph: Graph, ranges, input_affine, weight_bits: int = 8, samples=None
     """
     for op in graph.ops:
         oplib.get(op.type)
-    return Lowering(graph, ranges, input_affine, weight_bits, samples).run()
+    return Lowering(graph, ranges, input_affine, weight_bits, samples, fc).run()
