@@ -71,7 +71,7 @@ def convert(model, target: str, out, *, dataset=None, dataset_func: str = "img_0
     from . import calibration
     tgt = targets.get(target)
     out = Path(out)
-    graph = prepare(model)
+    graph = tgt.prepare_graph(prepare(model))
     data = ranges = None
     if tgt.needs_dataset and not graph.meta.get("quantized"):
         data = calibration_data(graph, dataset, dataset_func, log)

@@ -51,6 +51,11 @@ class Target:
     def add_arguments(self, parser) -> None:
         """Target-specific CLI options (e.g. --mcu); parsed values arrive in ctx.options."""
 
+    def prepare_graph(self, graph: Graph) -> Graph:
+        """Target-specific rewrites that must happen before calibration (e.g. unfusing activations the
+        target cannot fuse, so their inputs get calibrated ranges). Default: none."""
+        return graph
+
     def build(self, ctx: BuildContext, out: Path):
         raise NotImplementedError
 
