@@ -251,14 +251,14 @@ def _quantize_weights(g: Graph, source: Graph, op: Op, s_in, per_channel: bool, 
     if axis is None:   # the converter's per-tensor path multiplies by 127 / range, its per-axis path by 1 / scale
         inverse = (F32(127.0) / half_range).astype(F32).reshape((1,) * flat.ndim)
     else:
-        inverse = _reciprocal(scales).reshape(tuple(-1 if i == axis else 1 for i in range(flat.ndim)))
+        inverse = Q.reciprocal_f32(scales).reshape(tuple(-1 if i == axis else 1 for i in range(flat.ndim)))
     q = np.clip(Q.round_half_away((flat * inverse).astype(F32)), -127, 127).astype(np.int8)
     w_axis = None if scales.size == 1 else (2 if op.type == "depthwise_conv2d" else w.ndim - 1)
     op.inputs[1] = _replace_const(g, op, w_name, q.reshape(w.shape),
                                   QuantParams(scales, np.zeros(scales.size, np.int64), w_axis))
     if b is not None:
         b_scale = (F32(s_in) * scales).astype(F32)
-        bq = _quantize_bias(b, np.broadcast_to(b_scale, b.shape))
+        bq = Q.quantize_bias(b, np.broadcast_to(b_scale, b.shape))
         op.inputs[2] = _replace_const(g, op, b_name, bq, QuantParams(b_scale, np.zeros(b_scale.size, np.int64),
                                                                        None if b_scale.size == 1 else 0))
 
@@ -283,20 +283,6 @@ def _widen_for_bias(scales: np.ndarray, half_range: np.ndarray, bias: np.ndarray
             half_range[0] = F32(2.0 * float(biggest) / k * (127.0 / s_in))
             scales[0] = F32(half_range[0] / F32(127.0))
     return scales, half_range
-
-
-def _quantize_bias(b: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """int32 bias as the converter computes it: b times the float32 reciprocal of its scale, in float32,
-    rounded half away from zero and clamped to +-(2^31 - 1). (quant.quantize_bias divides in double, which
-    differs in the last step for about 1 bias in 4000.)"""
-    q = Q.round_half_away((b.astype(F32) * _reciprocal(scale)).astype(F32))
-    return np.clip(q, -_BIAS_LIMIT, _BIAS_LIMIT).astype(np.int32)
-
-
-def _reciprocal(scale) -> np.ndarray:
-    """float32(1 / scale) with the division in double (0 for a zero scale), the converter's multiplier."""
-    scale = np.asarray(scale, dtype=F32).astype(np.float64)
-    return np.where(scale == 0, 0.0, 1.0 / np.where(scale == 0, 1.0, scale)).astype(F32)
 
 
 def _quantize_const_operand(g: Graph, op: Op, name: str, data) -> str:

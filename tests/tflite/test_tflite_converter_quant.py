@@ -97,5 +97,5 @@ def test_weights_and_biases_equal_the_converter():
         np.testing.assert_array_equal(wt.quant.scale, scales, err_msg=kind)
         np.testing.assert_array_equal(wt.data, q, err_msg=kind)
         s_in = graph.tensors[op.inputs[0]].quant.scale[0]
-        np.testing.assert_array_equal(bt.data, Q.quantize_bias(b, s_in, np.broadcast_to(scales, b.shape)),
+        np.testing.assert_array_equal(bt.data, Q.quantize_bias(b, np.float32(s_in) * np.broadcast_to(scales, b.shape)),
                                       err_msg=kind)

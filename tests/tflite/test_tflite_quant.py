@@ -121,7 +121,7 @@ def test_quantize_weights_symmetric():
 def test_quantize_bias_and_float_round_trip():
     b = np.array([0.5, -0.25, 1e-3, 10.0], np.float32)
     s_in, s_w = np.float32(0.02), np.array([0.01, 0.02, 0.005, 0.1], np.float32)
-    qb = Q.quantize_bias(b, s_in, s_w)
+    qb = Q.quantize_bias(b, np.float32(s_in) * s_w)
     assert qb.dtype == np.int32
     np.testing.assert_array_equal(qb, [2500, -625, 10, 5000])
     x = np.array([-1.0, -0.015, 0.015, 0.0, 0.3, 100.0], np.float32)
