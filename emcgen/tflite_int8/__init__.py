@@ -17,6 +17,10 @@ Modules
 - kernels: conv2d, depthwise_conv2d, fully_connected, max/avg pool, mean, add, mul, softmax, logistic,
   tanh, relu, relu6, pad, concatenation, quantize, requantize, dequantize.
 - interpreter: run_int8(graph, inputs, keep_all=False) executes a quantized IR graph.
+- quantizer: quantize_graph(graph, ranges) turns a canonical float graph plus calibrated ranges into such
+  an int8 graph exactly as TensorFlow's full-integer post-training quantization does (prepare_for_int8
+  first splits fused activations int8 cannot fuse, so their inputs get calibrated too).
+- writer: to_tflite(graph) writes a graph as a .tflite flatbuffer (so TFLM can check it).
 
 How a quantized graph is stored in the IR (what emcgen.frontends.tflite produces and what the float->int8
 quantizer must produce):
@@ -47,8 +51,11 @@ from .quant import (
     quantize_multiplier,
     quantize_weights_symmetric,
 )
+from .quantizer import prepare_for_int8, quantize_graph
+from .writer import to_tflite
 
 __all__ = [
     "activation_range", "choose_qparams", "dequantize", "multiply_by_quantized_multiplier", "prepare",
-    "quantize_bias", "quantize_float", "quantize_multiplier", "quantize_weights_symmetric", "run_int8",
+    "prepare_for_int8", "quantize_bias", "quantize_float", "quantize_graph", "quantize_multiplier",
+    "quantize_weights_symmetric", "run_int8", "to_tflite",
 ]
