@@ -1,7 +1,7 @@
 /* Console, exit and host-file I/O: Arm semihosting, or retarget hooks on a board without a debugger.
  * See semihost.h for the two build modes. Semihosting operations used (numbers from the Arm semihosting
  * specification): SYS_OPEN 0x01, SYS_CLOSE 0x02, SYS_WRITEC 0x03, SYS_WRITE0 0x04, SYS_WRITE 0x05,
- * SYS_READ 0x06, SYS_GET_CMDLINE 0x15, SYS_EXIT 0x18, SYS_EXIT_EXTENDED 0x20. */
+ * SYS_READ 0x06, SYS_SEEK 0x0A, SYS_GET_CMDLINE 0x15, SYS_EXIT 0x18, SYS_EXIT_EXTENDED 0x20. */
 #include "semihost.h"
 
 #include <string.h>
@@ -23,11 +23,12 @@ __attribute__((weak, noreturn)) void emc_on_exit(int code)
 
 enum {
     SYS_OPEN = 0x01, SYS_CLOSE = 0x02, SYS_WRITEC = 0x03, SYS_WRITE0 = 0x04, SYS_WRITE = 0x05,
-    SYS_READ = 0x06, SYS_GET_CMDLINE = 0x15, SYS_EXIT = 0x18, SYS_EXIT_EXTENDED = 0x20,
+    SYS_READ = 0x06, SYS_SEEK = 0x0A, SYS_GET_CMDLINE = 0x15, SYS_EXIT = 0x18, SYS_EXIT_EXTENDED = 0x20,
 };
 #define ADP_STOPPED_APPLICATION_EXIT 0x20026u
 #define OPEN_MODE_RB 1u   /* fopen mode index of "rb" */
 #define OPEN_MODE_WB 5u   /* fopen mode index of "wb" */
+#define OPEN_MODE_RPB 3u  /* fopen mode index of "r+b" */
 
 /* r0 = operation, r1 = argument (usually a pointer to a parameter block); the result comes back in r0. */
 static int semihost_call(uint32_t op, const void *arg)
@@ -116,6 +117,48 @@ int emc_host_write_file(const char *name, const void *buf, size_t size)
     return (int)(size - (size_t)not_written);
 }
 
+static int host_transfer(int handle, uint32_t op, const void *buf, size_t size)
+{
+    uint32_t block[3] = {(uint32_t)handle, (uint32_t)(uintptr_t)buf, (uint32_t)size};
+    int left = semihost_call(op, block);   /* returns the number of bytes NOT transferred */
+    host_close(handle);
+    if (left < 0 || (size_t)left > size) {
+        return -1;
+    }
+    return (int)(size - (size_t)left);
+}
+
+static int host_seek(int handle, size_t offset)
+{
+    uint32_t block[2] = {(uint32_t)handle, (uint32_t)offset};
+    if (semihost_call(SYS_SEEK, block) != 0) {
+        host_close(handle);
+        return -1;
+    }
+    return 0;
+}
+
+int emc_host_read_file_at(const char *name, size_t offset, void *buf, size_t size)
+{
+    int handle = host_open(name, OPEN_MODE_RB);
+    if (handle < 0 || host_seek(handle, offset) != 0) {
+        return -1;
+    }
+    return host_transfer(handle, SYS_READ, buf, size);
+}
+
+int emc_host_write_file_at(const char *name, size_t offset, const void *buf, size_t size)
+{
+    int handle = host_open(name, OPEN_MODE_RPB);   /* existing file, no truncation */
+    if (handle < 0) {
+        handle = host_open(name, OPEN_MODE_WB);    /* missing: create it */
+    }
+    if (handle < 0 || host_seek(handle, offset) != 0) {
+        return -1;
+    }
+    return host_transfer(handle, SYS_WRITE, buf, size);
+}
+
 int emc_host_cmdline(char *buf, size_t size)
 {
     uint32_t block[2] = {(uint32_t)(uintptr_t)buf, (uint32_t)size};
@@ -156,6 +199,18 @@ int emc_host_read_file(const char *name, void *buf, size_t size)
 int emc_host_write_file(const char *name, const void *buf, size_t size)
 {
     (void)name, (void)buf, (void)size;
+    return -1;
+}
+
+int emc_host_read_file_at(const char *name, size_t offset, void *buf, size_t size)
+{
+    (void)name, (void)offset, (void)buf, (void)size;
+    return -1;
+}
+
+int emc_host_write_file_at(const char *name, size_t offset, const void *buf, size_t size)
+{
+    (void)name, (void)offset, (void)buf, (void)size;
     return -1;
 }
 

@@ -35,6 +35,13 @@ __attribute__((noreturn)) void emc_exit(int code);
 int emc_host_read_file(const char *name, void *buf, size_t size);
 int emc_host_write_file(const char *name, const void *buf, size_t size);
 
+/* Streaming a batch through a small RAM (semihosting only; -1 on error or when semihosting is off).
+ * read_at: reads at most `size` bytes starting `offset` bytes into the file, returns the number read.
+ * write_at: writes `size` bytes at byte `offset` of the file (created when missing, never truncated),
+ *   returns the number written. (Not an append mode: QEMU 7.2's native semihosting drops O_APPEND.) */
+int emc_host_read_file_at(const char *name, size_t offset, void *buf, size_t size);
+int emc_host_write_file_at(const char *name, size_t offset, const void *buf, size_t size);
+
 /* The semihosting command line (QEMU: -semihosting-config ...,arg=A,arg=B gives "A B") as a C string.
  * Returns its length, or -1 (no semihosting, or it does not fit in `size` bytes). */
 int emc_host_cmdline(char *buf, size_t size);
