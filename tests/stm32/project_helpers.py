@@ -29,8 +29,8 @@ MLPERF = {  # file -> lower bound of the activation memory (docs/anchors.md)
 }
 TFLM_VWW_ARENA_HEAD = 73_728   # TFLM's greedy planner on VWW (docs/anchors.md)
 
-__all__ = ["MLPERF", "TFLM_VWW_ARENA_HEAD", "V", "build_graph_project", "int8_batch", "mlperf_path", "run_int8",
-           "tflm_oracle", "load_tflite", "tflm_layers"]
+__all__ = ["MLPERF", "TFLM_VWW_ARENA_HEAD", "V", "build_graph_project", "int8_batch", "mlperf_path", "replay_arena",
+           "run_int8", "tflm_oracle", "load_tflite", "tflm_layers"]
 
 
 def mlperf_path(name: str) -> Path:
@@ -69,3 +69,46 @@ def tflm_layers(blob: bytes, graph: Graph, x: dict[str, np.ndarray]) -> dict[str
     it.invoke()
     return {n: np.asarray(it.GetTensor(int(index[n]), 0)["tensor_data"]).reshape(graph.tensors[n].shape)
             for n in names}
+
+
+def replay_arena(graph: Graph, report: dict, inputs: dict[str, np.ndarray]) -> None:
+    """Independent check of the arena offsets in report.json.
+
+    Writes every tensor's reference value (run_int8) into a byte arena at its reported offset, op by op, and
+    asserts that every input still holds its value when its op reads it (lifetimes), that no layer writes
+    over an input unless it is an elementwise layer marked in place (or a view) and then exactly over it,
+    and that the outputs hold their values at the end.
+    """
+    values = run_int8(graph, inputs, keep_all=True)
+    arena = np.zeros(report["memory"]["arena_bytes"], np.int8)
+    rows = {row["name"]: row for row in report["layers"]}
+
+    def write(tensor, offset):
+        data = values[tensor].reshape(-1)
+        assert 0 <= offset and offset + data.size <= arena.size, f"{tensor!r} outside the arena"
+        arena[offset:offset + data.size] = data
+
+    def holds(tensor, offset):
+        data = values[tensor].reshape(-1)
+        return np.array_equal(arena[offset:offset + data.size], data)
+
+    offsets = {}
+    for op in graph.ops:
+        offsets.update(zip(graph.activation_inputs(op), rows[op.name]["input_offsets"], strict=True))
+    for tensor in graph.inputs:   # the inputs are in the arena before the first layer runs
+        write(tensor, offsets[tensor])
+    for op in graph.ops:
+        row = rows[op.name]
+        acts = list(zip(graph.activation_inputs(op), row["input_offsets"], strict=True))
+        for tensor, offset in acts:
+            assert holds(tensor, offset), f"{tensor!r} was overwritten before op {op.name} reads it"
+        out_lo = row["output_offset"]
+        out_hi = out_lo + graph.tensors[op.outputs[0]].size
+        overlaps = [(t, o) for t, o in acts if o < out_hi and out_lo < o + graph.tensors[t].size]
+        if overlaps:
+            assert row["in_place"] and op.type in ("add", "mul", "activation", "identity", "reshape"), \
+                f"{op.name} ({op.type}) writes over its input {overlaps}"
+            assert all(o == out_lo for _, o in overlaps), f"{op.name} overlaps its input with a shift"
+        write(op.outputs[0], out_lo)
+    for out in graph.outputs:
+        assert holds(out, rows[graph.producer(out).name]["output_offset"]), f"output {out!r} overwritten"

@@ -17,7 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import support
-from project_helpers import MLPERF, TFLM_VWW_ARENA_HEAD, V, int8_batch, mlperf_path, run_int8, tflm_layers, tflm_oracle
+from project_helpers import (
+    MLPERF,
+    TFLM_VWW_ARENA_HEAD,
+    V,
+    int8_batch,
+    mlperf_path,
+    replay_arena,
+    tflm_layers,
+    tflm_oracle,
+)
 
 from emcgen.convert import convert
 
@@ -60,36 +69,8 @@ def test_arena_at_most_live_tensor_bound(name, projects):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_arena_plan_replayed_byte_by_byte(name, projects):
-    """Independent check of the offsets in report.json: write every tensor's reference value into a byte
-    arena at its offset, op by op, and check that every input still holds its value when it is read."""
     project = projects(name)
-    graph = project.graph
-    x = int8_batch(graph, 1, seed=11)
-    values = run_int8(graph, x, keep_all=True)
-    arena = np.zeros(project.report["memory"]["arena_bytes"], np.int8)
-    rows = {row["name"]: row for row in project.report["layers"]}
-
-    def write(tensor, offset):
-        data = values[tensor].reshape(-1)
-        assert offset + data.size <= arena.size
-        arena[offset:offset + data.size] = data
-
-    offsets = {}
-    for op in graph.ops:
-        offsets.update(zip(graph.activation_inputs(op), rows[op.name]["input_offsets"], strict=True))
-    for tensor in graph.inputs:   # the inputs are in the arena before the first layer runs
-        write(tensor, offsets[tensor])
-    for op in graph.ops:
-        row = rows[op.name]
-        for tensor, offset in zip(graph.activation_inputs(op), row["input_offsets"], strict=True):
-            data = values[tensor].reshape(-1)
-            assert np.array_equal(arena[offset:offset + data.size], data), \
-                f"{name}: {tensor!r} was overwritten before op {op.name} reads it"
-        write(op.outputs[0], row["output_offset"])
-    for out in graph.outputs:
-        producer = rows[graph.producer(out).name]
-        data = values[out].reshape(-1)
-        assert np.array_equal(arena[producer["output_offset"]:producer["output_offset"] + data.size], data)
+    replay_arena(project.graph, project.report, int8_batch(project.graph, 1, seed=11))
 
 
 def _check_outputs(project, got, want, label):

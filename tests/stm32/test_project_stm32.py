@@ -23,6 +23,7 @@ from project_helpers import (
     int8_batch,
     load_tflite,
     mlperf_path,
+    replay_arena,
     run_int8,
     tflm_layers,
     tflm_oracle,
@@ -173,6 +174,7 @@ def test_every_layer_kind_equals_tflm(make, tmp_path):
     project = V.load_project(out)
     inputs = int8_batch(graph, 32, seed=4)
     _check_project(project, inputs, blob)
+    replay_arena(graph, project.report, {n: v[2:3] for n, v in inputs.items()})
     kinds = {row["cmsis_function"] for row in report.layers}
     in_place = [row["name"] for row in report.layers if row["in_place"]]
     if make is model_a:
@@ -190,6 +192,7 @@ def test_ir_only_layers_equal_run_int8(tmp_path):
     out, report = build_graph_project(graph, tmp_path / "ir")
     project = V.load_project(out)
     _check_project(project, int8_batch(graph, 16, seed=8))
+    replay_arena(graph, project.report, int8_batch(graph, 1, seed=9))
     functions = [row["cmsis_function"] for row in report.layers]
     assert functions == ["arm_max_pool_s8", "arm_avgpool_s8", "emc_nn_mean_s8", "emc_nn_concat_s8",
                          "emc_nn_concat_s8"]
@@ -265,7 +268,7 @@ def test_firmware_builds_with_werror_for_each_mcu(mcu, tmp_path):
         support.tool(tool)
     out = tmp_path / "ic"
     convert(mlperf_path("pretrainedResnet_quant.tflite"), "stm32", out, options={"mcu": mcu}, log=lambda *a: None)
-    elf = V.build_firmware(out, tmp_path / "build")
+    elf = V.build_firmware(out, tmp_path / "build", semihosting=None)   # the MCU's default
     nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     address = int(next(line.split()[0] for line in nm.splitlines() if line.endswith(" emc_model_arena")), 16)
     region = mcus.get_mcu(mcu).arena_region

@@ -138,6 +138,7 @@ def test_verify_qemu_cli_measures_instructions_flash_and_ram(ad, tmp_path, capsy
     v, mem = report["verify"], report["memory"]
     assert v["on"] == "qemu" and v["equal"] is True and v["inputs"] == 12
     assert v["instructions_per_inference"] > report["stm32"]["macs"] / 4
+    assert v["self_test"] == "PASS" and 0 < v["stack_used_bytes"] < 8192
     assert mem["flash_bytes"] == v["flash_bytes"] and mem["ram_bytes"] == v["ram_bytes"]
     assert mem["flash_bytes_source"].startswith("arm-none-eabi-size")
     assert mem["flash_bytes"] > mem["weights_bytes"] and mem["ram_bytes"] > mem["arena_bytes"]

@@ -293,10 +293,11 @@ def qemu_mcu(mcu: mcus.Mcu) -> mcus.Mcu:
 
 
 def build_firmware(project: Path, workdir: Path, *, mcu: mcus.Mcu | None = None, cmsis_nn: Path | None = None,
-                   cmake_args: tuple[str, ...] = ()) -> Path:
+                   cmake_args: tuple[str, ...] = (), semihosting: bool | None = True) -> Path:
     """Build the project's firmware with its CMakeLists.txt (arm-none-eabi-gcc, -Werror); returns app.elf.
 
     With `mcu` different from the project's, a copy of the project is re-targeted to it first.
+    semihosting None keeps the project's default (ON for MCUs QEMU emulates, OFF for build-only ones).
     """
     cmake = qemu.require_tool("cmake")
     qemu.require_tool("arm-none-eabi-gcc")
@@ -311,7 +312,9 @@ def build_firmware(project: Path, workdir: Path, *, mcu: mcus.Mcu | None = None,
     build = workdir / "build"
     shutil.rmtree(build, ignore_errors=True)
     args = [cmake, "-S", source, "-B", build, f"-DCMAKE_TOOLCHAIN_FILE={source / 'cmake' / 'arm-none-eabi.cmake'}",
-            "-DEMC_WARNINGS_AS_ERRORS=ON", "-DEMC_SEMIHOSTING=ON", *cmake_args]
+            "-DEMC_WARNINGS_AS_ERRORS=ON", *cmake_args]
+    if semihosting is not None:
+        args.append(f"-DEMC_SEMIHOSTING={'ON' if semihosting else 'OFF'}")
     if cmsis_nn is not None:
         args.append(f"-DCMSIS_NN_ROOT={Path(cmsis_nn).resolve()}")
     _run(args, "configuring the firmware with cmake")
@@ -344,6 +347,16 @@ def run_firmware(elf: Path, project: Project, x: np.ndarray, workdir: Path, *, m
         raise EmcError(f"the QEMU plugin counted {len(res.instructions_per_region)} inferences, expected {n}")
     return RunResult(flat.reshape(n, project.output_bytes), list(res.instructions_per_region),
                      qemu.size_report(elf), mcu.qemu_machine, console=res.stdout)
+
+
+def run_self_test(elf: Path, mcu: mcus.Mcu, workdir: Path, timeout: float = 120) -> dict:
+    """The firmware's default mode: the embedded test input against the expected bytes stored in it.
+
+    Returns {"passed": bool, "stack_used_bytes": int | None, "console": str}."""
+    res = qemu.run_elf(elf, machine=mcu.qemu_machine, cwd=workdir, timeout=timeout, count_instructions=False)
+    m = re.search(r"stack used: (\d+) B", res.stdout)
+    return {"passed": res.exit_code == 0 and "PASS:" in res.stdout,
+            "stack_used_bytes": int(m.group(1)) if m else None, "console": res.stdout}
 
 
 # ---- compare, report, CLI ----------------------------------------------------------------------------------
@@ -382,6 +395,7 @@ def update_report(project: Project, verify_info: dict, size: dict | None) -> Non
 def verify_project(project_path: Path, inputs_path: Path, outputs_path: Path, *, on: str = "host",
                    log=print, cmsis_nn: Path | str | None = None, workdir: Path | None = None) -> int:
     """Build, run on every input of the batch, save what the code produced, compare; 0 equal, 1 mismatch."""
+    self_test = None
     if on not in ("host", "qemu"):
         raise EmcError(f"--on {on!r}: supported: host, qemu")
     project = load_project(project_path)
@@ -402,6 +416,7 @@ def verify_project(project_path: Path, inputs_path: Path, outputs_path: Path, *,
             elf = build_firmware(project.path, tmp / "fw", mcu=None if run_mcu is project.mcu else run_mcu,
                                  cmsis_nn=library)
             result = run_firmware(elf, project, x, tmp / "run", mcu=run_mcu)
+            self_test = run_self_test(elf, run_mcu, tmp / "run")
             where = f"qemu {run_mcu.qemu_machine} ({run_mcu.core}, arm-none-eabi-gcc, {lib_name})"
         got = unpack_outputs(project, result.outputs)
         save_outputs(outputs_path, got)
@@ -424,6 +439,10 @@ def verify_project(project_path: Path, inputs_path: Path, outputs_path: Path, *,
             info["instructions_per_mac"] = round(float(np.mean(ins)) / project.macs, 3)
     if result.size is not None:
         info["flash_bytes"], info["ram_bytes"] = int(result.size["flash_bytes"]), int(result.size["ram_bytes"])
+    if self_test is not None:
+        info["self_test"] = "PASS" if self_test["passed"] else "FAIL"
+        info["stack_used_bytes"] = self_test["stack_used_bytes"]
+        info["equal"] = bool(info["equal"] and self_test["passed"])
     update_report(project, info, result.size)
     log(f"verify {project.path.name}: {n} input{'s' if n != 1 else ''} on {where}")
     for name, o in cmp["outputs"].items():
@@ -435,6 +454,10 @@ def verify_project(project_path: Path, inputs_path: Path, outputs_path: Path, *,
             f"{info.get('instructions_per_mac', 0)} per MAC)")
     if result.size is not None:
         log(f"  flash {info['flash_bytes']:,} B, RAM {info['ram_bytes']:,} B (arm-none-eabi-size)")
+    if self_test is not None:
+        stack = info["stack_used_bytes"]
+        log(f"  embedded test input: {info['self_test']}"
+            + (f", stack used {stack:,} B of {mcus.DEFAULT_STACK_SIZE:,}" if stack is not None else ""))
     else:
         mem = project.report.get("memory", {})
         how = ("estimates; --on qemu measures them" if mem.get("flash_bytes_source") == "estimate"
@@ -442,9 +465,13 @@ def verify_project(project_path: Path, inputs_path: Path, outputs_path: Path, *,
         log(f"  arena {mem.get('arena_bytes', 0):,} B, scratch {mem.get('scratch_bytes', 0):,} B; flash "
             f"{mem.get('flash_bytes', 0):,} B, RAM {mem.get('ram_bytes', 0):,} B ({how})")
     log(f"  wrote {outputs_path}")
-    if cmp["equal"]:
+    if info["equal"]:
         log("PASS: the built code's outputs equal emcgen's reference on every input")
         return 0
+    if cmp["equal"]:
+        log("FAIL: the batch matches, but the firmware's embedded test input does not give the expected bytes: "
+            + self_test["console"].strip().splitlines()[-1])
+        return 1
     first = cmp["first_bad_input"]
     log(f"FAIL: {cmp['inputs_differ']} of {n} inputs give different bytes (first: input {first}, max difference "
         f"{cmp['max_diff']})" + (f"; first divergence at {divergence}" if divergence else ""))
