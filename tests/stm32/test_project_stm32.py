@@ -23,6 +23,8 @@ from project_helpers import (
     int8_batch,
     load_tflite,
     mlperf_path,
+    model_a,
+    model_b,
     replay_arena,
     run_int8,
     tflm_layers,
@@ -32,91 +34,13 @@ from tflm_oracle import ModelBuilder
 
 from emcgen.cli import main
 from emcgen.convert import convert
-from emcgen.errors import EmcError, UnsupportedError
+from emcgen.errors import DoesNotFitError, EmcError, UnsupportedError
 from emcgen.ir import Graph, QuantParams
 from emcgen.targets.stm32 import mcus, plan
 from emcgen.tflite_int8 import quant as Q
 
-SAME, VALID = 0, 1
-RELU = 1
 WARNINGS = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wdouble-promotion", "-Wcast-qual",
             "-Wconversion", "-Wmissing-prototypes", "-Wstrict-prototypes", "-O2"]
-
-
-def model_a() -> bytes:
-    """conv+relu, max pool, pad, depthwise x2 multiplier, avg pool SAME, concat, mul const, add (in place),
-    mean, reshape, per-channel FC, logistic."""
-    rng = np.random.default_rng(1)
-    b = ModelBuilder()
-    x = b.input("x", (1, 10, 9, 4), scale=0.05, zp=-10)
-    s_w1 = rng.uniform(0.002, 0.02, 8)
-    c1 = b.tensor("c1", (1, 10, 9, 8), scale=0.4, zp=-100)
-    b.op("CONV_2D", [x, b.tensor("w1", (8, 3, 3, 4), data=rng.integers(-127, 128, (8, 3, 3, 4)), scale=s_w1, axis=0),
-                     b.tensor("b1", (8,), "int32", data=rng.integers(-900, 900, 8), scale=0.05 * s_w1, axis=0)],
-         [c1], "Conv2DOptions", padding=SAME, strideH=1, strideW=1, dilationHFactor=1, dilationWFactor=1,
-         fusedActivationFunction=RELU)
-    mp = b.tensor("mp", (1, 5, 5, 8), scale=0.4, zp=-100)
-    b.op("MAX_POOL_2D", [c1], [mp], "Pool2DOptions", padding=SAME, strideH=2, strideW=2, filterHeight=3,
-         filterWidth=3)
-    pd = b.tensor("pd", (1, 6, 6, 8), scale=0.4, zp=-100)
-    b.op("PAD", [mp, b.tensor("pads", (4, 2), "int32", data=[[0, 0], [1, 0], [0, 1], [0, 0]])], [pd])
-    s_w2 = rng.uniform(0.004, 0.02, 16)
-    dw = b.tensor("dw", (1, 4, 4, 16), scale=1.6, zp=5)
-    b.op("DEPTHWISE_CONV_2D", [pd, b.tensor("w2", (1, 3, 3, 16), data=rng.integers(-127, 128, (1, 3, 3, 16)),
-                                             scale=s_w2, axis=3),
-                               b.tensor("b2", (16,), "int32", data=rng.integers(-300, 300, 16), scale=0.4 * s_w2,
-                                        axis=0)],
-         [dw], "DepthwiseConv2DOptions", padding=VALID, strideH=1, strideW=1, depthMultiplier=2,
-         dilationHFactor=1, dilationWFactor=1)
-    ap = b.tensor("ap", (1, 4, 4, 16), scale=1.6, zp=5)
-    b.op("AVERAGE_POOL_2D", [dw], [ap], "Pool2DOptions", padding=SAME, strideH=1, strideW=1, filterHeight=2,
-         filterWidth=2)
-    cat = b.tensor("cat", (1, 4, 4, 32), scale=1.6, zp=5)
-    b.op("CONCATENATION", [ap, dw], [cat], "ConcatenationOptions", axis=-1)
-    mul = b.tensor("mul", (1, 4, 4, 32), scale=0.64, zp=-5)
-    b.op("MUL", [cat, b.tensor("k", (32,), data=rng.integers(-128, 128, 32), scale=0.02, zp=3)], [mul],
-         "MulOptions")
-    add = b.tensor("add", (1, 4, 4, 32), scale=2.0, zp=0)
-    b.op("ADD", [mul, cat], [add], "AddOptions")
-    mean = b.tensor("mean", (1, 1, 1, 32), scale=0.5, zp=2)
-    b.op("MEAN", [add, b.tensor("axes", (2,), "int32", data=[1, 2])], [mean], "ReducerOptions", keepDims=True)
-    flat = b.tensor("flat", (1, 32), scale=0.5, zp=2)
-    b.op("RESHAPE", [mean, b.tensor("shape", (2,), "int32", data=[1, 32])], [flat], "ReshapeOptions",
-         newShape=[1, 32])
-    s_w3 = rng.uniform(0.004, 0.02, 10)
-    fc = b.tensor("fc", (1, 10), scale=0.8, zp=-1)
-    b.op("FULLY_CONNECTED", [flat, b.tensor("w3", (10, 32), data=rng.integers(-127, 128, (10, 32)), scale=s_w3,
-                                            axis=0),
-                             b.tensor("b3", (10,), "int32", data=rng.integers(-500, 500, 10), scale=0.5 * s_w3,
-                                      axis=0)],
-         [fc], "FullyConnectedOptions")
-    y = b.output("y", (1, 10), scale=1 / 256, zp=-128)
-    b.op("LOGISTIC", [fc], [y])
-    return b.build()
-
-
-def model_b() -> bytes:
-    """Two inputs, two outputs: mul with a broadcast per-channel activation, tanh (in place), QUANTIZE
-    int8 -> int8 (in place over a graph input), 1x1 conv stride 2, relu6, softmax over 9 rows."""
-    rng = np.random.default_rng(2)
-    b = ModelBuilder()
-    a = b.input("a", (1, 6, 6, 3), scale=0.04, zp=-12)
-    v = b.input("v", (1, 1, 1, 3), scale=0.02, zp=-100)
-    m = b.tensor("m", (1, 6, 6, 3), scale=0.4, zp=0)
-    b.op("MUL", [a, v], [m], "MulOptions")
-    t = b.output("t", (1, 6, 6, 3), scale=1 / 128, zp=0)
-    b.op("TANH", [m], [t])
-    r = b.tensor("r", (1, 6, 6, 3), scale=0.031, zp=20)
-    b.op("QUANTIZE", [a], [r])
-    c = b.tensor("c", (1, 3, 3, 5), scale=0.07, zp=3)
-    b.op("CONV_2D", [r, b.tensor("w", (5, 1, 1, 3), data=rng.integers(-127, 128, (5, 1, 1, 3)), scale=0.01),
-                     b.tensor("bias", (5,), "int32", data=rng.integers(-50, 50, 5), scale=0.031 * 0.01)],
-         [c], "Conv2DOptions", padding=VALID, strideH=2, strideW=2, dilationHFactor=1, dilationWFactor=1)
-    r6 = b.tensor("r6", (1, 3, 3, 5), scale=0.07, zp=3)
-    b.op("RELU6", [c], [r6])
-    y = b.output("y", (1, 3, 3, 5), scale=1 / 256, zp=-128)
-    b.op("SOFTMAX", [r6], [y], "SoftmaxOptions", beta=1.0)
-    return b.build()
 
 
 def _ir_graph(name: str) -> Graph:
@@ -360,3 +284,22 @@ def test_mnist_example_on_qemu_via_cli(mnist, tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "16/16 inputs equal" in out, out
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), run_int8(project.graph, images[:16])["dense2"])
+
+
+def test_model_too_large_for_the_mcu_is_refused(tmp_path):
+    """An arena larger than the STM32F405's 128 KB: DoesNotFitError naming the layer and the bytes, and
+    nothing written by convert()."""
+    g = Graph(name="big")
+    q = QuantParams(0.05, 0)
+    g.add_tensor("x", (1, 128, 128, 8), "int8", quant=q)
+    g.add_tensor("y", (1, 64, 64, 8), "int8", quant=q)
+    g.add_op("max_pool2d", "pool", ["x"], ["y"], kernel=(2, 2), stride=(2, 2), pads=(0, 0, 0, 0))
+    g.inputs, g.outputs = ["x"], ["y"]
+    g.meta["quantized"] = True
+    out = tmp_path / "big"
+    with pytest.raises(DoesNotFitError, match=r"needs 172,544 bytes of RAM on stm32f405 \(arena 163,840 at layer "
+                                              r"'pool'.*the chip has 131,072 bytes in RAM"):
+        convert(g, "stm32", out, log=lambda *a: None)
+    assert not out.exists()
+    convert(g, "stm32", out, options={"mcu": "stm32h743"}, log=lambda *a: None)   # 512 KB AXI SRAM: fits
+    assert (out / "model" / "model.c").is_file()

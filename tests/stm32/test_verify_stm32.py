@@ -15,7 +15,7 @@ import subprocess
 import numpy as np
 import pytest
 import support
-from project_helpers import int8_batch, mlperf_path, run_int8, tflm_oracle
+from project_helpers import build_graph_project, int8_batch, mlperf_path, model_b, run_int8, tflm_oracle
 
 from emcgen.cli import main
 from emcgen.convert import convert
@@ -192,3 +192,22 @@ def test_fetchcontent_cmsis_nn_path(ad, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run = subprocess.run([str(build / "emc_host_runner")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "PASS" in run.stdout
+
+
+def test_verify_two_inputs_two_outputs_npz(tmp_path, capsys):
+    """A model with two inputs and two outputs: X and Y are .npz files keyed by tensor name."""
+    support.tool("gcc")
+    blob = model_b()
+    graph = load_tflite(blob)
+    out, _ = build_graph_project(graph, tmp_path / "b")
+    inputs = int8_batch(graph, 9, seed=12)
+    np.savez(tmp_path / "x.npz", **inputs)
+    rc = main(["verify", str(out), "--inputs", str(tmp_path / "x.npz"), "--outputs", str(tmp_path / "y.npz")])
+    assert rc == 0, capsys.readouterr().out
+    got = np.load(tmp_path / "y.npz")
+    want = tflm_oracle.run(blob, inputs["a"], inputs["v"])
+    assert sorted(got.keys()) == sorted(graph.outputs)
+    for name, w in zip(graph.outputs, want, strict=True):
+        np.testing.assert_array_equal(got[name], w)
+    rc = main(["verify", str(out), "--inputs", str(tmp_path / "x.npz"), "--outputs", str(tmp_path / "y.npy")])
+    assert rc == 2 and "give an --outputs ending in .npz" in capsys.readouterr().err
