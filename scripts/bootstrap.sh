@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything `make demo` and `make test` need, idempotently:
-#  1. the Debian packages the tests use (cross compilers, QEMU, cmake, python3-venv);
+#  1. the Debian packages the tests use (cross compilers, QEMU, cmake, node, python3-venv);
 #     installed when missing and we are root, otherwise the exact apt-get line is printed;
 #  2. a virtual environment in .venv with emcgen and its pinned dependencies.
 # Re-running is cheap: the venv is only re-installed when pyproject.toml changes.
@@ -25,6 +25,7 @@ missing=""
 for p in $apt_pkgs; do
   dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
 done
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"     # runs Netron's kmodel reader in the tests
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing Debian packages:$missing"
