@@ -17,12 +17,20 @@ from .ir import Graph
 
 
 def prepare(model, *, name: str | None = None) -> Graph:
-    """Load (if needed) and canonicalize a model: the float graph every target starts from."""
+    """Load (if needed) and canonicalize a model: the graph every target starts from.
+
+    Float graphs go through the default passes. An int8 graph (from a full-integer .tflite) is taken as
+    it is: its ops already carry the converter's fusions, and the float rewrites would change its numbers
+    (an int8 identity may requantize; a standalone int8 LOGISTIC has no fused form).
+    """
     if isinstance(model, Graph):
         graph = model
     else:
         from .frontends import load_model
         graph = load_model(model, name=name) if name else load_model(model)
+    if graph.meta.get("quantized"):
+        graph.validate()
+        return graph
     return passes.optimize(graph)
 
 

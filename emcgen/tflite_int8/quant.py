@@ -227,8 +227,9 @@ def requantize_params(s_in, s_out) -> tuple[int, int]:
 
 
 def relu_params(s_in, s_out) -> tuple[int, int]:
-    """TFLM RELU int8: multiplier of s_in / s_out divided in float32 first."""
-    return quantize_multiplier(float(F32(s_in) / F32(s_out)))
+    """TFLM RELU int8: multiplier of s_in / s_out, the float32 scales divided in double (a float32 division
+    differs in the low bits and flips exact ties: tests/tflite/test_tflite_relu_rescale.py)."""
+    return quantize_multiplier(float(np.float64(F32(s_in)) / np.float64(F32(s_out))))
 
 
 # ---- calibration: float -> int8 (used by the post-training quantizer) ---------------------------------
