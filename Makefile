@@ -18,8 +18,11 @@ test: bootstrap
 lint: bootstrap
 	$(PY) -m ruff check emcgen tests benchmarks examples
 
+# Measurements for BENCHMARKS.md (minutes; needs ../shared). Paste the printed tables there.
 bench: bootstrap
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/float_interpreter.py
+	$(PY) benchmarks/k210_bench.py
+	$(PY) benchmarks/stm32_bench.py
 
 clean:
 	rm -rf $(OUT) build .pytest_cache

@@ -15,7 +15,7 @@ For each model, in one run:
 - where the instructions go: a second firmware built with -DEMC_MODEL_TRACE=ON (one region per layer),
   summed per CMSIS-NN function.
 
-    .venv/bin/python benchmarks/stm32_bench.py [--inputs 3] [--out benchmarks/stm32_results.md]
+    .venv/bin/python benchmarks/stm32_bench.py [--inputs 3] [--out table.md]   (results: BENCHMARKS.md)
 """
 from __future__ import annotations
 
