@@ -23,6 +23,7 @@ import numpy as np
 from ... import __version__
 from ...errors import DoesNotFitError, EmcError, UnsupportedError
 from ...report import Report
+from ...templating import templates_dir
 from .. import BuildContext, Target
 
 SRAM_BYTES = 6 * 1024 * 1024          # general-purpose SRAM the linker script gives the CPUs
@@ -51,12 +52,8 @@ PRINT_MAX = 16
 
 
 def template_root() -> Path:
-    """Folder holding the project templates: emcgen/templates in a wheel, <repo>/templates in a checkout."""
-    here = Path(__file__).resolve()
-    for base in (here.parents[2] / "templates", here.parents[3] / "templates"):
-        if (base / "k210").is_dir():
-            return base
-    raise EmcError("the K210 project templates (templates/k210) are missing from this emcgen installation")
+    """Folder holding the project templates (see emcgen.templating)."""
+    return templates_dir("k210").parent
 
 
 # ---- the target --------------------------------------------------------------------------------------

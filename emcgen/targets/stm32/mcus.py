@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UnsupportedError
+from ...templating import templates_dir as shared_templates_dir
 
 DEFAULT_MCU = "stm32f405"
 DEFAULT_STACK_SIZE = 8 * 1024
@@ -161,12 +162,8 @@ def get_mcu(name: str | None = None) -> Mcu:
 
 
 def templates_dir() -> Path:
-    """templates/ in a checkout, or emcgen/templates/ in an installed wheel."""
-    package = Path(__file__).resolve().parents[2]
-    for candidate in (package / "templates", package.parent / "templates"):
-        if (candidate / "stm32_cmsis").is_dir():
-            return candidate
-    raise FileNotFoundError(f"emcgen templates not found next to {package}")
+    """templates/ in a checkout, or emcgen/templates/ in an installed wheel (see emcgen.templating)."""
+    return shared_templates_dir("stm32_cmsis").parent
 
 
 def firmware_context(mcu: Mcu, *, stack_size: int = DEFAULT_STACK_SIZE,
