@@ -15,7 +15,9 @@ from .errors import EmcError
 from .ir import Graph
 
 
-def _bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
+def bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
+    """Map the caller's inputs (one array, a list in graph-input order, or a dict by name) to the graph's
+    input names, checking that each is a batch of the model's input shape. Shared by both interpreters."""
     if isinstance(inputs, dict):
         values = dict(inputs)
     else:
@@ -32,7 +34,7 @@ def _bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
         if got.shape[1:] != tuple(want):
             expect = ", ".join(map(str, want))
             raise EmcError(f"input {name!r} has shape {got.shape}; the model expects (N, {expect})")
-        values[name] = got.astype(np.float32, copy=False)
+        values[name] = got
     return values
 
 
@@ -43,7 +45,7 @@ def run(graph: Graph, inputs, *, keep_all: bool = False,
     observe(name, value) is called for every graph input and every op output as it is produced
     (calibration collects its statistics this way without keeping whole batches alive).
     """
-    values = _bind_inputs(graph, inputs)
+    values = {n: v.astype(np.float32, copy=False) for n, v in bind_inputs(graph, inputs).items()}
     if observe:
         for name in graph.inputs:
             observe(name, values[name])

@@ -56,7 +56,7 @@ class Report:
                 "outputs": self.outputs, **self.extra}
 
     def write(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(_plain(self.to_json()), indent=2) + "\n")
+        Path(path).write_text(json.dumps(json_safe(self.to_json()), indent=2) + "\n")
 
     def table(self, columns: list[str] | None = None) -> str:
         cols = columns or ["name", "op", "output", "params", "macs", "activation_bytes"]
@@ -93,12 +93,12 @@ def render_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return "\n".join(out)
 
 
-def _plain(v):
-    """JSON-safe copy (numpy scalars/arrays to Python)."""
+def json_safe(v):
+    """JSON-safe copy: numpy scalars and arrays become Python numbers and lists, paths strings."""
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): json_safe(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
+        return [json_safe(x) for x in v]
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, np.integer):

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import EmcError, UnsupportedError
+from ..interpreter import bind_inputs
 from ..ir import Graph, Op
 from . import kernels as K
 from . import params as P
@@ -176,22 +177,9 @@ def prepare(graph: Graph) -> list[tuple[Op, Runner]]:
 
 
 def _bind_inputs(graph: Graph, inputs) -> dict[str, np.ndarray]:
-    if isinstance(inputs, dict):
-        values = dict(inputs)
-    else:
-        if isinstance(inputs, np.ndarray):
-            inputs = [inputs]
-        if len(inputs) != len(graph.inputs):
-            raise EmcError(f"model {graph.name!r} has {len(graph.inputs)} inputs, {len(inputs)} given")
-        values = dict(zip(graph.inputs, inputs, strict=True))
+    values = bind_inputs(graph, inputs)
     for name in graph.inputs:
-        if name not in values:
-            raise EmcError(f"no value given for model input {name!r}")
-        t = graph.tensors[name]
-        x = np.asarray(values[name])
-        if x.shape[1:] != tuple(t.shape[1:]):
-            want = ", ".join(map(str, t.shape[1:]))
-            raise EmcError(f"input {name!r} has shape {x.shape}; the model expects (N, {want})")
+        x = values[name]
         if x.dtype == np.int8:
             values[name] = x
         elif np.issubdtype(x.dtype, np.floating):

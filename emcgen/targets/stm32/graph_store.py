@@ -14,26 +14,9 @@ import numpy as np
 
 from ...errors import FormatError
 from ...ir import Graph, QuantParams
+from ...report import json_safe
 
 FORMAT = "emcgen-graph/1"
-
-
-def _plain(v):
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    if isinstance(v, Path):
-        return str(v)
-    if v is None or isinstance(v, str | int | float | bool):
-        return v
-    return str(v)
 
 
 def _tuples(v):
@@ -62,9 +45,9 @@ def save_graph(graph: Graph, folder: Path) -> None:
         tensors[name] = entry
     doc = {
         "format": FORMAT, "name": graph.name, "inputs": list(graph.inputs), "outputs": list(graph.outputs),
-        "meta": _plain(graph.meta), "tensors": tensors,
+        "meta": json_safe(graph.meta), "tensors": tensors,
         "ops": [{"type": op.type, "name": op.name, "inputs": op.inputs, "outputs": op.outputs,
-                 "attrs": _plain(op.attrs)} for op in graph.ops],
+                 "attrs": json_safe(op.attrs)} for op in graph.ops],
     }
     (folder / "graph.json").write_text(json.dumps(doc, indent=1) + "\n")
     np.savez_compressed(folder / "graph.npz", **consts)
