@@ -245,6 +245,28 @@ def test_sixteen_bit_weights(tmp_path):
     assert r16.layers[0]["max_error_lsb"] < r8.layers[0]["max_error_lsb"]
 
 
+def test_maps_smaller_than_4x4_are_expanded_for_the_kpu(tmp_path):
+    b = G((1, 12, 12, 3))
+    x = b.conv("in", 3, 8, stride=2, pads=(1, 1, 1, 1))          # 6x6
+    x = b.conv(x, 8, 8, stride=2, pads=(0, 1, 0, 1))             # TF SAME stride 2 -> 3x3
+    x = b.dw(x, 8, act="relu6")                                  # 3x3 depthwise on 3x3 (zero point 0: ReLU)
+    x = b.conv(x, 8, 12, k=1, act=None)                          # 1x1 on 3x3, linear
+    km, _, err = convert_and_compare(b.done(x), tmp_path)
+    assert err < 0.05
+    for layer in km.layers:
+        if layer.name == "K210_CONV":
+            assert min(layer.geometry.in_height, layer.geometry.in_width) >= 4
+
+
+def test_3x3_conv_on_a_small_map_needs_zero_point_0(tmp_path):
+    b = G((1, 12, 12, 3))
+    x = b.conv("in", 3, 8, stride=2, pads=(1, 1, 1, 1))
+    x = b.conv(x, 8, 8, stride=2, pads=(1, 1, 1, 1), act=None)   # linear 3x3 output: zero point > 0
+    x = b.conv(x, 8, 4)
+    with pytest.raises(UnsupportedError, match=r"smaller than the KPU's minimum 4x4; a 3x3 conv"):
+        convert_and_compare(b.done(x), tmp_path)
+
+
 def test_unsupported_kernel_names_the_layer(tmp_path):
     b = G((1, 16, 16, 3))
     x = b.conv("in", 3, 4, k=5)

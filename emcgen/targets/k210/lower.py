@@ -298,7 +298,11 @@ class Lowering:
         if max(t, bpad, lpad, rpad) > half:
             raise UnsupportedError(f"layer {op.name!r}: padding {(t, bpad, lpad, rpad)} is larger than the KPU's "
                                    f"built-in {half}-pixel border")
-        in_buf = self.need(x, "kpu")
+        _, h_ir, w_ir = chw(g.tensors[x].shape)
+        if (h_ir < MIN_MAP or w_ir < MIN_MAP) and "kpu" not in self.homes.get(self.resolve(x), {}):
+            in_buf = self._expanded_small_map(op, x, kh)
+        else:
+            in_buf = self.need(x, "kpu")
         cin, hin, win = self.buffers[in_buf].shape          # physical: full resolution when a select is deferred
         self._kpu_shape_checks(op, cin, hin, win, "input")
         s = stride[0]
@@ -311,10 +315,11 @@ class Lowering:
             pool, out_h, out_w = 5, hin // 2, win // 2
         elif s == 1 and phase == (0, 0) and (oh, ow) == (hin, win):
             pass
-        elif (s == 2 and phase == (0, 0) and (oh, ow) == (hin // 2, win // 2)) and not depthwise:
+        elif (s == 2 and phase == (0, 0) and (oh, ow) == (hin // 2, win // 2)) and not depthwise \
+                and min(oh, ow) >= MIN_MAP:
             pool, out_h, out_w = 5, hin // 2, win // 2
         elif s == 2 and phase == (0, 0) and (oh, ow) == (hin // 2, win // 2) and depthwise and \
-                self._can_defer_pool5(y):
+                min(oh, ow) >= MIN_MAP and self._can_defer_pool5(y):
             self.deferred_pool5[self._sole_consumer(y).name] = y
         else:
             cpu_subsample = dict(stride=s, phase=phase, out=(oh, ow))
@@ -356,6 +361,29 @@ class Lowering:
                       kernel=(1, 1), stride=(cpu_subsample["stride"],) * 2, padding=(0, 0),
                       in_offset=py * out_w + px)
 
+    def _expanded_small_map(self, op: Op, x: str, k: int) -> str:
+        """A map smaller than the KPU's 4x4 minimum, placed in the top-left corner of a 4x4 map of zeros.
+
+        A 1x1 QUANTIZED_MAX_POOL2D with a larger output shape does it: windows outside the input are
+        empty and give the pool's start value 0. The conv then runs on 4x4 and its result is cropped on
+        the CPU like any other sampling grid. Exact for 1x1 kernels (the extra pixels are never read), and
+        for 3x3 kernels when the zero point is 0 (ReLU outputs), where the added zeros are real zeros.
+        """
+        src = self.need(x, "u8")
+        q = self.buffers[src].quant
+        c, h, w = self.buffers[src].shape
+        if k != 1 and q.zero_point != 0:
+            raise UnsupportedError(f"layer {op.name!r}: input map {w}x{h} is smaller than the KPU's minimum "
+                                   f"{MIN_MAP}x{MIN_MAP}; a 3x3 conv on it is supported only when its input "
+                                   "has zero point 0 (e.g. after ReLU)")
+        big = (c, max(h, MIN_MAP), max(w, MIN_MAP))
+        padded = self.new_buffer("u8", big, "", q, hint=f"{x}/4x4")
+        self.emit("max_pool", [src], [padded], [op.name], in_shape=(c, h, w), out_shape=big, kernel=(1, 1),
+                  stride=(1, 1), padding=(0, 0), in_offset=0)
+        out = self.new_buffer("kpu", big, "", q, hint=f"{x}/4x4")
+        self.emit("upload", [padded], [out], [op.name])
+        return out
+
     def _can_defer_pool5(self, tensor: str) -> bool:
         nxt = self._sole_consumer(tensor)
         if nxt is None or nxt.type != "conv2d" or nxt.inputs[0] != tensor:
@@ -375,7 +403,7 @@ class Lowering:
         pads = tuple(nxt.attrs.get("pads", (0, 0, 0, 0)))
         kind = "max" if nxt.type == "max_pool2d" else "avg"
         if k == s and k[0] == k[1] and (kind, k[0]) in POOL_CODES and pads == (0, 0, 0, 0) \
-                and h % k[0] == 0 and w % k[0] == 0:
+                and h % k[0] == 0 and w % k[0] == 0 and min(h, w) // k[0] >= MIN_MAP:
             return nxt, POOL_CODES[(kind, k[0])], (h // k[0], w // k[0])
         if kind == "max" and k == (2, 2) and s == (1, 1) and pads == (0, 1, 0, 1):
             return nxt, 9, (h, w)        # window extends down/right; outside counts as 0 = the uint8 minimum
