@@ -36,7 +36,27 @@ TEST_SEED = 0
 CODE_BASE_ESTIMATE = 14 * 1024
 CODE_PER_LAYER_ESTIMATE = 200
 RAM_OTHER_ESTIMATE = 512     # .data/.bss besides the arena and scratch (firmware globals, output buffer)
-LAYER_COLUMNS = ["cmsis_function", "input_offsets", "output_offset", "scratch_bytes", "weights_bytes"]
+LAYER_COLUMNS = ["cmsis_function", "input_offsets", "output_offset", "scratch_bytes", "weights_bytes",
+                 "max_error_lsb"]
+ERROR_SAMPLES = 16      # calibration samples used for the per-layer quantization error
+
+
+def quantization_errors(float_graph: Graph, int8_graph: Graph, samples: np.ndarray) -> dict[str, dict]:
+    """Per tensor of the int8 graph: max |dequantized int8 - float| over the samples, in real units and in
+    LSB of the tensor's scale. The float interpreter (= TensorFlow) is the reference."""
+    from ... import interpreter
+    from ...tflite_int8 import run_int8
+    ref = interpreter.run(float_graph, samples, keep_all=True)
+    got = run_int8(int8_graph, samples, keep_all=True)
+    errors = {}
+    for name, q in got.items():
+        t = int8_graph.tensors.get(name)
+        if name not in ref or t is None or t.quant is None or ref[name].shape != q.shape:
+            continue
+        real = (q.astype(np.float64) - float(t.quant.zero_point[0])) * float(t.quant.scale[0])
+        err = float(np.max(np.abs(real - ref[name])))
+        errors[name] = {"max_error": round(err, 6), "max_error_lsb": round(err / float(t.quant.scale[0]), 3)}
+    return errors
 
 
 def _quantizer():
@@ -205,6 +225,10 @@ class Stm32Target(Target):
         check_fit(graph, mcu, memory, scratch, weights)
         test = test_vector(graph, ctx.dataset)
         report = build_report(graph, layers, memory, scratch, mcu, flavour, test, ctx.source)
+        if not ctx.graph.meta.get("quantized") and ctx.dataset is not None:
+            errors = quantization_errors(ctx.graph, graph, ctx.dataset[:ERROR_SAMPLES])
+            for row, layer in zip(report.layers, layers, strict=True):
+                row.update(errors.get(layer.output, {}))
         macs = report.extra["stm32"]["macs"]
         context = codegen.template_context(graph, layers, memory, scratch, mcu, test, ctx.source, macs)
         codegen.render_project(out, context, mcu)
