@@ -1,6 +1,7 @@
 """Float reference interpreter vs TensorFlow, in one run on one machine.
 
-MNIST example (examples/mnist/mnist_cnn.h5): 1,000 held-out digits in one batch.
+MNIST example (examples/mnist/mnist_cnn.h5): 1,000 held-out digits (TensorFlow: one batch of 1,000;
+emcgen: interpreter.predict, which runs them in chunks of 128).
 MobileNetV1-0.25 (the Maix-EMC TensorLayer model, ../shared weights): one 224x224 image.
 Each timing is the median of 5 runs after one warm-up run; TensorFlow runs the same TensorLayer model
 (eager forward), emcgen runs its numpy interpreter on the graph loaded from the same weights.
@@ -54,9 +55,9 @@ def main(argv=None):
     graph = prepare(str(ROOT / "examples/mnist/mnist_cnn.h5"))
     d = np.load(shared / "datasets/mnist10k.npz")
     x = (d["images"][8000:9000, :, :, None] / 255.0).astype(np.float32)
-    t_emc = median_time(lambda: interpreter.predict(graph, x, batch_size=1000))
+    t_emc = median_time(lambda: interpreter.predict(graph, x))
     t_tf = median_time(lambda: net(x).numpy())
-    diff = float(np.abs(interpreter.predict(graph, x, batch_size=1000)[0] - net(x).numpy()).max())
+    diff = float(np.abs(interpreter.predict(graph, x)[0] - net(x).numpy()).max())
     rows.append(("MNIST CNN, 1,000 digits", t_emc, t_tf, diff))
 
     from frontends.test_tensorlayer_frontend import _mobilenet  # noqa: E402

@@ -48,7 +48,7 @@ def apply_activation(x: np.ndarray, name: str | None, alpha: float = 0.2) -> np.
     if name in (None, "", "linear", "identity", "none"):
         return x
     if name == "relu":
-        return np.maximum(x, np.float32(0))
+        return np.maximum(x, np.float32(0), dtype=x.dtype)
     if name == "relu6":
         return np.clip(x, np.float32(0), np.float32(6))
     if name == "relu_n1_to_1":

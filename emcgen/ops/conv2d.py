@@ -24,14 +24,14 @@ def reference(op, inputs):
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
     kh, kw, ci, co = w.shape
-    xp = pad_nhwc(x.astype(np.float32), op.attrs.get("pads", (0, 0, 0, 0)))
+    xp = pad_nhwc(x.astype(np.float32, copy=False), op.attrs.get("pads", (0, 0, 0, 0)))
     win = windows(xp, (kh, kw), op.attrs.get("stride", (1, 1)), op.attrs.get("dilation", (1, 1)))
     n, oh, ow = win.shape[:3]
     cols = win.reshape(n * oh * ow, kh * kw * ci)
-    y = (cols @ w.reshape(kh * kw * ci, co).astype(np.float32)).reshape(n, oh, ow, co)
+    y = (cols @ w.reshape(kh * kw * ci, co).astype(np.float32, copy=False)).reshape(n, oh, ow, co)
     if bias is not None:
-        y = y + bias.astype(np.float32)
-    return [fused(op, y).astype(np.float32)]
+        y += bias.astype(np.float32, copy=False)
+    return [fused(op, y).astype(np.float32, copy=False)]
 
 
 def macs(graph, op):

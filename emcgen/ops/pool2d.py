@@ -20,10 +20,17 @@ def infer_shapes(graph, op):
 
 
 def _max(op, inputs):
-    x = inputs[0].astype(np.float32)
+    x = inputs[0].astype(np.float32, copy=False)
     xp = pad_nhwc(x, op.attrs.get("pads", (0, 0, 0, 0)), -np.inf)
-    win = windows(xp, op.attrs["kernel"], op.attrs.get("stride", op.attrs["kernel"]))
-    return [fused(op, win.max(axis=(3, 4))).astype(np.float32)]
+    (kh, kw), (sh, sw) = op.attrs["kernel"], op.attrs.get("stride", op.attrs["kernel"])
+    oh = (xp.shape[1] - kh) // sh + 1
+    ow = (xp.shape[2] - kw) // sw + 1
+    y = None
+    for i in range(kh):            # one whole-map maximum per kernel tap
+        for j in range(kw):
+            tap = xp[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :]
+            y = tap.copy() if y is None else np.maximum(y, tap, out=y)
+    return [fused(op, y).astype(np.float32, copy=False)]
 
 
 def _avg(op, inputs):
